@@ -1,0 +1,243 @@
+"""`App`: where an API builder registers its operations.
+
+    app = taskgate.App()
+
+    @app.operation("vzdump", timeout=3600, object_id="vmid")
+    def vzdump(ctx: taskgate.Context, vmid: int, mode: str = "snapshot") -> dict[str, str]:
+        ctx.progress(10, "starting backup")
+        ...
+
+The handler's first parameter receives the `Context`; the others are the operation's
+parameters, validated by pydantic from their type hints at submit (HTTP 422 naming the
+field) and passed again, typed, to the handler. A handler may instead take one parameter
+annotated with a pydantic model, which then is the schema.
+"""
+
+from __future__ import annotations
+
+import inspect
+import random
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_type_hints
+
+import pydantic
+
+from taskgate.errors import ConfigurationError, InvalidParameters
+
+Isolation = Literal["thread", "async", "process"]
+Handler = Callable[..., Any]
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter: attempt n waits up to base * 2**(n-1)."""
+
+    max_attempts: int = 1
+    backoff: float = 1.0
+    backoff_max: float = 300.0
+    jitter: bool = True
+
+    def delay(self, attempt: int, rng: random.Random | None = None) -> float:
+        """Seconds to wait before the attempt after ``attempt`` (1-based)."""
+        ceiling = min(self.backoff_max, self.backoff * 2 ** max(attempt - 1, 0))
+        if not self.jitter:
+            return ceiling
+        return (rng or random).uniform(ceiling / 2, ceiling)
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """A registered operation: its handler, its parameter schema and its options."""
+
+    name: str
+    handler: Handler
+    params_model: type[pydantic.BaseModel]
+    model_param: str | None
+    """Name of the handler's single pydantic-model parameter, if it takes one."""
+    is_async: bool
+    isolation: Isolation
+    timeout: float | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    retry_on_worker_loss: bool = False
+    priority: int = 0
+    object_id: str | None = None
+    """The parameter whose value becomes the task's ``object_id``."""
+    description: str | None = None
+
+    def validate(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Check ``params``; return them in their JSON form. Raises `InvalidParameters`."""
+        try:
+            model = self.params_model.model_validate(dict(params))
+        except pydantic.ValidationError as exc:
+            errors = [
+                {
+                    "field": ".".join(str(part) for part in err["loc"]) or None,
+                    "message": err["msg"],
+                    "type": err["type"],
+                }
+                for err in exc.errors(include_url=False, include_input=False)
+            ]
+            fields = ", ".join(str(e["field"]) for e in errors if e["field"])
+            raise InvalidParameters(
+                f"invalid parameters for {self.name}: {fields or 'body'}"
+                f" ({errors[0]['message']})",
+                errors=errors,
+            ) from None
+        dumped: dict[str, Any] = model.model_dump(mode="json")
+        return dumped
+
+    def arguments(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """The handler's keyword arguments for stored (JSON) parameters."""
+        model = self.params_model.model_validate(dict(params))
+        if self.model_param is not None:
+            return {self.model_param: model}
+        return {name: getattr(model, name) for name in type(model).model_fields}
+
+    def json_schema(self) -> dict[str, Any]:
+        return self.params_model.model_json_schema()
+
+    def object_id_of(self, params: Mapping[str, Any]) -> str | None:
+        if self.object_id is None:
+            return None
+        value = params.get(self.object_id)
+        return None if value is None else str(value)
+
+
+class App:
+    """A set of operations, and the import path workers use to load them again."""
+
+    def __init__(self, name: str = "taskgate") -> None:
+        self.name = name
+        self.operations: dict[str, Operation] = {}
+        self.import_path: str | None = None
+
+    def operation(
+        self,
+        name: str | None = None,
+        *,
+        timeout: float | None = None,
+        max_attempts: int = 1,
+        retry_backoff: float = 1.0,
+        retry_backoff_max: float = 300.0,
+        retry_jitter: bool = True,
+        retry_on_worker_loss: bool = False,
+        isolation: Isolation | None = None,
+        priority: int = 0,
+        object_id: str | None = None,
+        description: str | None = None,
+    ) -> Callable[[Handler], Handler]:
+        """Register the decorated function as operation ``name`` (default: its name)."""
+
+        def register(fn: Handler) -> Handler:
+            op_name = name or fn.__name__
+            self.operations[op_name] = build_operation(
+                op_name,
+                fn,
+                timeout=timeout,
+                retry=RetryPolicy(max_attempts, retry_backoff, retry_backoff_max, retry_jitter),
+                retry_on_worker_loss=retry_on_worker_loss,
+                isolation=isolation,
+                priority=priority,
+                object_id=object_id,
+                description=description,
+            )
+            return fn
+
+        return register
+
+    def get(self, name: str) -> Operation:
+        from taskgate.errors import OperationNotFound
+
+        try:
+            return self.operations[name]
+        except KeyError:
+            raise OperationNotFound(f"no operation named {name!r}") from None
+
+
+def build_operation(
+    name: str,
+    fn: Handler,
+    *,
+    timeout: float | None,
+    retry: RetryPolicy,
+    retry_on_worker_loss: bool,
+    isolation: Isolation | None,
+    priority: int,
+    object_id: str | None,
+    description: str | None,
+) -> Operation:
+    if not _NAME.match(name):
+        raise ConfigurationError(
+            f"operation name {name!r}: use letters, digits, '_', '.', '-' (at most 100)"
+        )
+    if retry.max_attempts < 1:
+        raise ConfigurationError(f"operation {name}: max_attempts must be at least 1")
+    if timeout is not None and timeout <= 0:
+        raise ConfigurationError(f"operation {name}: timeout must be positive")
+    is_async = inspect.iscoroutinefunction(fn)
+    chosen: Isolation = isolation or ("async" if is_async else "thread")
+    if chosen == "async" and not is_async:
+        raise ConfigurationError(f"operation {name}: isolation='async' needs an async handler")
+    if chosen == "thread" and is_async:
+        raise ConfigurationError(f"operation {name}: an async handler runs with 'async'")
+    if chosen == "process" and (fn.__qualname__ != fn.__name__ or "<locals>" in fn.__qualname__):
+        raise ConfigurationError(
+            f"operation {name}: a process-isolated handler must be a module-level function"
+        )
+    model, model_param = _params_model(name, fn)
+    if object_id is not None and object_id not in model.model_fields:
+        raise ConfigurationError(f"operation {name}: object_id names no parameter {object_id!r}")
+    return Operation(
+        name=name,
+        handler=fn,
+        params_model=model,
+        model_param=model_param,
+        is_async=is_async,
+        isolation=chosen,
+        timeout=timeout,
+        retry=retry,
+        retry_on_worker_loss=retry_on_worker_loss,
+        priority=priority,
+        object_id=object_id,
+        description=description or inspect.getdoc(fn),
+    )
+
+
+def _params_model(name: str, fn: Handler) -> tuple[type[pydantic.BaseModel], str | None]:
+    """The pydantic model of a handler's parameters (all but the first, the context)."""
+    signature = inspect.signature(fn)
+    params = list(signature.parameters.values())
+    if not params:
+        raise ConfigurationError(f"operation {name}: the handler must take a context first")
+    try:
+        hints = get_type_hints(fn)
+    except Exception as exc:
+        raise ConfigurationError(f"operation {name}: cannot resolve type hints: {exc}") from exc
+    rest = params[1:]
+    if len(rest) == 1:
+        hint = hints.get(rest[0].name)
+        if isinstance(hint, type) and issubclass(hint, pydantic.BaseModel):
+            return hint, rest[0].name
+    fields: dict[str, Any] = {}
+    for p in rest:
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD, p.POSITIONAL_ONLY):
+            raise ConfigurationError(
+                f"operation {name}: parameter {p.name} must be a plain keyword parameter"
+            )
+        annotation = hints.get(p.name, Any)
+        default = ... if p.default is inspect.Parameter.empty else p.default
+        fields[p.name] = (annotation, default)
+    model = pydantic.create_model(  # type: ignore[call-overload]
+        f"{_camel(name)}Params",
+        __config__=pydantic.ConfigDict(extra="forbid"),
+        **fields,
+    )
+    return model, None
+
+
+def _camel(name: str) -> str:
+    return "".join(part.capitalize() for part in re.split(r"[_.\-]", name) if part)

@@ -1,0 +1,165 @@
+"""Identifiers: UUIDv7 task ids and Proxmox-format UPIDs.
+
+A UPID is Proxmox VE's task identifier (``pve-common src/PVE/UPID.pm``)::
+
+    UPID:<node>:<pid 8 hex>:<pstart 8-9 hex>:<starttime 8 hex>:<type>:<id>:<user>:
+
+In PVE, pid/pstart name the worker process and its start tick. taskgate assigns the UPID
+at submit, before any worker exists, so ``pid`` is the submitting process and ``pstart`` a
+per-process counter that starts at a random point; with ``node`` and ``starttime`` that
+keeps UPIDs unique across processes, machines and restarts (the store has a unique index
+on it besides).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import secrets
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+
+from taskgate.errors import InvalidId
+
+# -- UUIDv7 (RFC 9562 §5.7), monotonic within a process ---------------------------------
+
+_uuid_lock = threading.Lock()
+_last_ms = 0
+_seq = 0
+
+
+def uuid7(now_ms: int | None = None) -> uuid.UUID:
+    """A time-ordered UUIDv7. Ids made in one process are strictly increasing.
+
+    Within one millisecond, the 12-bit ``rand_a`` field is a counter seeded at random
+    (RFC 9562 §6.2 method 1); if it overflows, the timestamp is advanced by one ms.
+    """
+    global _last_ms, _seq
+    ms = int(time.time() * 1000) if now_ms is None else now_ms
+    with _uuid_lock:
+        if ms <= _last_ms:
+            _seq += 1
+            if _seq > 0xFFF:
+                _last_ms += 1
+                _seq = secrets.randbits(11)
+            ms = _last_ms
+        else:
+            _last_ms = ms
+            _seq = secrets.randbits(11)
+        seq = _seq
+    rand_b = secrets.randbits(62)
+    value = (ms & 0xFFFF_FFFF_FFFF) << 80 | 0x7 << 76 | seq << 64 | 0b10 << 62 | rand_b
+    return uuid.UUID(int=value)
+
+
+def new_task_id() -> str:
+    """A new task id: a UUIDv7 in canonical text form."""
+    return str(uuid7())
+
+
+def parse_task_id(value: str) -> str:
+    """Return ``value`` as a canonical task id, or raise `InvalidId`."""
+    try:
+        return str(uuid.UUID(value))
+    except (ValueError, AttributeError, TypeError):
+        raise InvalidId(f"{value!r} is not a valid task id (a UUID is expected)") from None
+
+
+def uuid7_time(task_id: str) -> float:
+    """The creation time, in epoch seconds, embedded in a UUIDv7 task id."""
+    return (uuid.UUID(task_id).int >> 80) / 1000
+
+
+# -- UPID ------------------------------------------------------------------------------
+
+UPID_RE = re.compile(
+    r"^UPID:([a-zA-Z0-9]([a-zA-Z0-9\-]*[a-zA-Z0-9])?):([0-9A-Fa-f]{8}):([0-9A-Fa-f]{8,9}):"
+    r"([0-9A-Fa-f]{8}):([^:\s/]+):([^:\s/]*):([^:\s/]+):$"
+)
+"""PVE's own UPID regex (``PVE::UPID::decode``), character for character."""
+
+_BAD_FIELD = re.compile(r"[:\s/]")
+_BAD_NODE = re.compile(r"[^a-zA-Z0-9\-]")
+
+
+@dataclass(frozen=True, slots=True)
+class Upid:
+    """The fields of a UPID."""
+
+    node: str
+    pid: int
+    pstart: int
+    starttime: int
+    type: str
+    id: str
+    user: str
+
+    def encode(self) -> str:
+        return (
+            f"UPID:{self.node}:{self.pid:08X}:{self.pstart:08X}:{self.starttime:08X}:"
+            f"{self.type}:{self.id}:{self.user}:"
+        )
+
+    @classmethod
+    def decode(cls, text: str) -> Upid:
+        """Parse a UPID; raise `InvalidId` if PVE would not accept it."""
+        m = UPID_RE.match(text)
+        if m is None:
+            raise InvalidId(f"unable to parse worker upid {text!r}")
+        return cls(
+            node=m.group(1),
+            pid=int(m.group(3), 16),
+            pstart=int(m.group(4), 16),
+            starttime=int(m.group(5), 16),
+            type=m.group(6),
+            id=m.group(7),
+            user=m.group(8),
+        )
+
+
+def node_name(hostname: str | None = None) -> str:
+    """A hostname reduced to what a UPID's node field accepts."""
+    name = (hostname or socket.gethostname()).split(".")[0]
+    name = _BAD_NODE.sub("-", name).strip("-") or "taskgate"
+    return name[:63]
+
+
+def upid_field(value: str) -> str:
+    """``value`` with the characters a UPID field may not hold replaced by ``_``."""
+    return _BAD_FIELD.sub("_", value)
+
+
+def upid_user(user: str) -> str:
+    """The UPID user field: PVE's ``user@realm``; taskgate's realm when there is none."""
+    user = upid_field(user) or "anonymous"
+    return user if "@" in user else f"{user}@taskgate"
+
+
+class UpidFactory:
+    """Makes UPIDs for one process: ``pid`` is this process, ``pstart`` a counter."""
+
+    def __init__(self, node: str | None = None) -> None:
+        self.node = node_name(node)
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self._counter = itertools.count(secrets.randbits(31))
+
+    def new(self, type: str, object_id: str | None, user: str, starttime: float) -> str:
+        with self._lock:
+            if os.getpid() != self._pid:  # forked: a new process, a new sequence
+                self._pid = os.getpid()
+                self._counter = itertools.count(secrets.randbits(31))
+            pstart = next(self._counter) & 0xFFFF_FFFF
+        return Upid(
+            node=self.node,
+            pid=self._pid & 0xFFFF_FFFF,
+            pstart=pstart,
+            starttime=int(starttime) & 0xFFFF_FFFF,
+            type=upid_field(type) or "task",
+            id=upid_field(object_id or ""),
+            user=upid_user(user),
+        ).encode()

@@ -1,0 +1,122 @@
+"""One settings object, fed (lowest to highest) by defaults, an optional TOML file,
+``TASKGATE_*`` environment variables, and command-line flags.
+
+    # taskgate.toml            # or: TASKGATE_PORT=9000   # or: --port 9000
+    port = 9000
+    database = "postgresql://..."
+
+The TOML file is ``--config PATH``, else ``TASKGATE_CONFIG``, else ``./taskgate.toml``
+when it exists. A key may sit at the top level or under a ``[taskgate]`` table.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import pydantic
+
+from taskgate.errors import ConfigurationError
+
+ENV_PREFIX = "TASKGATE_"
+
+
+class Settings(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
+
+    app: str = "taskgate.example:app"
+    """Import path of the `App` whose operations this node runs: ``module:attribute``."""
+    database: str = "sqlite:///taskgate.db"
+    """``sqlite:///relative.db``, ``sqlite:////absolute.db``, ``memory://``."""
+    synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "FULL"
+    """SQLite's ``synchronous``: FULL means a 202 is on disk."""
+
+    host: str = "127.0.0.1"
+    port: int = pydantic.Field(8006, ge=0, le=65535)
+    max_body_size: int = pydantic.Field(1024 * 1024, ge=1024)
+    """Largest request body accepted, in bytes (larger: 413)."""
+    max_wait: float = pydantic.Field(60.0, gt=0)
+    """Longest ``?wait=N`` a client may ask for, in seconds."""
+    retry_after: int = pydantic.Field(1, ge=0)
+    """``Retry-After`` seconds sent with a 202."""
+
+    workers: int | None = pydantic.Field(None, ge=0)
+    """Worker processes ``serve`` starts (None: one per core; 0: none)."""
+    concurrency: int = pydantic.Field(64, ge=1)
+    """Tasks one worker process runs at once."""
+    claim_batch: int = pydantic.Field(64, ge=1)
+    """Most tasks one claim takes."""
+    lease: float = pydantic.Field(15.0, gt=0)
+    """Seconds a worker holds a task without renewing; a dead worker's tasks are
+    recovered after this."""
+    heartbeat_interval: float | None = pydantic.Field(None, gt=0)
+    """Seconds between lease renewals (None: a third of ``lease``)."""
+    poll_interval: float = pydantic.Field(2.0, gt=0)
+    """Safety poll for due tasks; wake-ups normally come from notifications."""
+    reaper_interval: float = pydantic.Field(2.0, gt=0)
+    """Seconds between looks for tasks whose lease ran out."""
+    cancel_grace: float = pydantic.Field(5.0, ge=0)
+    """Seconds a canceled or timed-out handler has to stop before it is ended by force."""
+    shutdown_grace: float = pydantic.Field(20.0, ge=0)
+    """Seconds running tasks get to finish on SIGTERM/SIGINT before they are ended."""
+    flush_interval: float = pydantic.Field(0.1, gt=0)
+    """Seconds between flushes of coalesced progress and log writes."""
+
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_json: bool = False
+
+    @property
+    def heartbeat_every(self) -> float:
+        return self.heartbeat_interval or self.lease / 3
+
+
+def _env(environ: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name in Settings.model_fields:
+        raw = environ.get(ENV_PREFIX + name.upper())
+        if raw is not None:
+            values[name] = None if raw.lower() in ("", "none", "null") else raw
+    return values
+
+
+def _toml(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigurationError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"config file {path}: {exc}") from None
+    table = data.get("taskgate", data)
+    if not isinstance(table, dict):
+        raise ConfigurationError(f"config file {path}: [taskgate] must be a table")
+    return dict(table)
+
+
+def load_settings(
+    flags: Mapping[str, Any] | None = None,
+    *,
+    config: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Merge the sources; raise `ConfigurationError` naming the bad setting."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    path = config or environ.get(ENV_PREFIX + "CONFIG")
+    if path is not None:
+        values.update(_toml(Path(path)))
+    elif Path("taskgate.toml").is_file():
+        values.update(_toml(Path("taskgate.toml")))
+    values.update(_env(environ))
+    values.update({k: v for k, v in (flags or {}).items() if v is not None})
+    values.pop("config", None)
+    try:
+        return Settings.model_validate(values)
+    except pydantic.ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
+            for err in exc.errors(include_url=False)
+        )
+        raise ConfigurationError(f"invalid settings: {problems}") from None

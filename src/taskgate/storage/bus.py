@@ -1,0 +1,134 @@
+"""A local notification bus for the processes sharing one SQLite file.
+
+Each process binds a Unix datagram socket in a directory named after the database file;
+`LocalBus.publish` sends one datagram to every socket there. That is the "cheap local
+signal" of the design: a submit wakes the workers, and a worker's progress wakes the API
+process holding a ``?wait`` request, in well under a millisecond and with no polling.
+
+Notifications published in one event-loop turn are coalesced into one datagram per
+channel. A datagram lost (a peer's buffer full) costs only latency: workers also poll
+slowly, and waiters re-read the task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import hashlib
+import os
+import secrets
+import socket
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+MAX_DATAGRAM = 60_000
+
+Deliver = Callable[[str, str], None]
+
+
+def bus_directory(database: Path) -> Path:
+    """Where the sockets of one database live (short: socket paths are limited)."""
+    digest = hashlib.sha1(str(database.resolve()).encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"taskgate-{os.getuid()}" / digest
+
+
+class LocalBus:
+    def __init__(self, directory: Path, deliver: Deliver) -> None:
+        self.directory = directory
+        self._deliver = deliver
+        self._sock: socket.socket | None = None
+        self._path: Path | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._peers: list[str] = []
+        self._peers_mtime = -1
+        self._pending: dict[str, set[str]] = {}
+        self._flush_scheduled = False
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._loop = loop
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.setblocking(False)
+        path = self.directory / f"{os.getpid()}-{secrets.token_hex(4)}.sock"
+        sock.bind(str(path))
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+        self._sock, self._path = sock, path
+        loop.add_reader(sock.fileno(), self._on_readable)
+
+    def stop(self) -> None:
+        if self._sock is not None and self._loop is not None:
+            with contextlib.suppress(Exception):
+                self._loop.remove_reader(self._sock.fileno())
+            self._sock.close()
+        if self._path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self._path.unlink()
+        self._sock = None
+        self._path = None
+
+    def publish(self, channel: str, payload: str) -> None:
+        """Queue a notification; sent at the end of this event-loop turn."""
+        self._pending.setdefault(channel, set()).add(payload)
+        if not self._flush_scheduled and self._loop is not None:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        pending, self._pending = self._pending, {}
+        for channel, payloads in pending.items():
+            items = sorted(p for p in payloads if p)
+            if not items:
+                self._send_all(channel.encode() + b"\n")
+                continue
+            chunk: list[str] = []
+            size = 0
+            for item in items:
+                if size + len(item) + 1 > MAX_DATAGRAM and chunk:
+                    self._send_all(f"{channel}\n{','.join(chunk)}".encode())
+                    chunk, size = [], 0
+                chunk.append(item)
+                size += len(item) + 1
+            self._send_all(f"{channel}\n{','.join(chunk)}".encode())
+
+    def _refresh_peers(self) -> None:
+        try:
+            mtime = self.directory.stat().st_mtime_ns
+        except FileNotFoundError:
+            self._peers = []
+            return
+        if mtime != self._peers_mtime:
+            self._peers_mtime = mtime
+            self._peers = [
+                str(p) for p in self.directory.iterdir() if p.name.endswith(".sock")
+            ]
+
+    def _send_all(self, data: bytes) -> None:
+        if self._sock is None:
+            return
+        self._refresh_peers()
+        for peer in self._peers:
+            try:
+                self._sock.sendto(data, peer)
+            except (ConnectionRefusedError, FileNotFoundError):
+                # a process that died without unbinding: its socket file is stale
+                with contextlib.suppress(OSError):
+                    Path(peer).unlink()
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.ENOBUFS):
+                    raise
+
+    def _on_readable(self) -> None:
+        assert self._sock is not None
+        while True:
+            try:
+                data = self._sock.recv(MAX_DATAGRAM + 64)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            channel, _, payload = data.decode().partition("\n")
+            self._deliver(channel, payload)

@@ -1,0 +1,77 @@
+"""The storage boundary: a thin connector per database, driven by query *names*.
+
+`TaskService` holds every domain rule; a connector only runs the named statement it is
+given (SQL backends look the text up in ``sql/<dialect>.sql``; the memory backend runs a
+Python function of the same name). Driver exceptions never leave a connector: they are
+translated into `taskgate.errors.StorageError` and its subclasses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+Row = dict[str, Any]
+Params = Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One statement of an atomic batch.
+
+    With ``many``, the statement runs once per parameter mapping (executemany) and
+    ``params`` is ignored. ``fragments`` chooses the optional ``WHERE`` fragments of a
+    composed query (see `taskgate.storage.queries`).
+    """
+
+    query: str
+    params: Params = field(default_factory=dict)
+    many: Sequence[Params] | None = None
+    fragments: tuple[str, ...] = ()
+
+
+Listener = Callable[[str, str], None]
+"""Called with (channel, payload) for every notification, on the connector's loop."""
+
+CHANNEL_DUE = "due"
+"""Tasks became due: workers should claim. Payload unused."""
+CHANNEL_CHANGED = "changed"
+"""Tasks changed: payload is a comma-separated list of task ids."""
+
+
+class Connector(Protocol):
+    """What a storage backend provides. Every method is safe to call concurrently."""
+
+    dialect: str
+
+    async def open(self) -> None:
+        """Connect, and apply pending migrations unless told not to."""
+
+    async def close(self) -> None: ...
+
+    async def migrate(self) -> list[str]:
+        """Apply pending migrations; return the names of those applied."""
+
+    async def schema_version(self) -> int: ...
+
+    async def fetch_one(
+        self, query: str, params: Params, fragments: tuple[str, ...] = ()
+    ) -> Row | None: ...
+
+    async def fetch_all(
+        self, query: str, params: Params, fragments: tuple[str, ...] = ()
+    ) -> list[Row]: ...
+
+    async def execute(self, query: str, params: Params) -> list[Row]:
+        """Run one write; return the rows of its RETURNING clause (or [])."""
+
+    async def execute_batch(self, steps: Sequence[Step]) -> list[list[Row]]:
+        """Run the steps in one transaction, all or nothing; rows per step."""
+
+    async def notify(self, channel: str, payload: str = "") -> None:
+        """Tell every process listening on this store (this one included)."""
+
+    def add_listener(self, listener: Listener) -> None: ...
+
+    def remove_listener(self, listener: Listener) -> None: ...

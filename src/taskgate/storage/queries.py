@@ -1,0 +1,79 @@
+"""Named SQL, loaded once per dialect from ``sql/<dialect>.sql``.
+
+The file is a sequence of blocks::
+
+    -- name: get_task
+    -- One task by id.
+    SELECT * FROM tasks WHERE id = :id
+
+A query may declare optional ``WHERE`` fragments, each its own block named
+``<query>.<fragment>``; the query's text holds ``/*where*/`` where the chosen fragments
+go, joined with ``AND``. Python chooses fragments by name; it never writes SQL.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+from taskgate.errors import ConfigurationError
+
+_BLOCK = re.compile(r"^-- name: (?P<name>[\w.]+)\s*$", re.MULTILINE)
+WHERE_MARK = "/*where*/"
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    name: str
+    sql: str
+    fragments: dict[str, str]
+    write: bool
+
+    def compose(self, chosen: tuple[str, ...] = ()) -> str:
+        if WHERE_MARK not in self.sql:
+            if chosen:
+                raise ConfigurationError(f"query {self.name} takes no fragments")
+            return self.sql
+        try:
+            parts = [self.fragments[name] for name in chosen]
+        except KeyError as exc:
+            raise ConfigurationError(f"query {self.name} has no fragment {exc}") from None
+        where = " AND ".join(f"({p})" for p in parts) if parts else "1 = 1"
+        return self.sql.replace(WHERE_MARK, where)
+
+
+def parse(text: str) -> dict[str, Query]:
+    """Parse a query file into queries by name."""
+    blocks: dict[str, str] = {}
+    matches = list(_BLOCK.finditer(text))
+    for i, m in enumerate(matches):
+        end = matches[i + 1].start() if i + 1 < len(matches) else len(text)
+        body = "\n".join(
+            line for line in text[m.end() : end].splitlines() if not line.startswith("--")
+        ).strip()
+        blocks[m.group("name")] = body.rstrip(";").strip()
+    queries: dict[str, Query] = {}
+    for name, sql in blocks.items():
+        if "." in name:
+            continue
+        fragments = {
+            frag.split(".", 1)[1]: body
+            for frag, body in blocks.items()
+            if frag.startswith(name + ".")
+        }
+        write = not sql.lstrip().upper().startswith("SELECT")
+        queries[name] = Query(name, sql, fragments, write)
+    return queries
+
+
+@cache
+def load(dialect: str) -> dict[str, Query]:
+    """The queries of one dialect (``sqlite``, ``postgres``), parsed once."""
+    text = resources.files("taskgate.storage").joinpath("sql", f"{dialect}.sql").read_text()
+    return parse(text)
+
+
+def query_names(dialect: str) -> set[str]:
+    return set(load(dialect))

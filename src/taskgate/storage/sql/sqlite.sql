@@ -1,0 +1,217 @@
+-- taskgate's named queries for SQLite. The same names exist in postgres.sql.
+-- Parameters are :named. Times are REAL epoch seconds.
+
+-- name: insert_task
+-- A new task; nothing when (tenant, idempotency_key) already exists.
+INSERT INTO tasks (
+    id, upid, type, object_id, tenant, user_name, node, state, params, attempt,
+    max_attempts, timeout, retry_on_worker_loss, priority, idempotency_key,
+    request_fingerprint, request_id, group_id, parent_id, schedule_id, labels,
+    created_at, scheduled_at, updated_at, due_at
+) VALUES (
+    :id, :upid, :type, :object_id, :tenant, :user_name, :node, :state, :params, 0,
+    :max_attempts, :timeout, :retry_on_worker_loss, :priority, :idempotency_key,
+    :request_fingerprint, :request_id, :group_id, :parent_id, :schedule_id, :labels,
+    :created_at, :scheduled_at, :created_at, :due_at
+)
+ON CONFLICT DO NOTHING
+RETURNING *
+
+-- name: get_task
+SELECT * FROM tasks WHERE id = :id
+
+-- name: get_task_by_upid
+SELECT * FROM tasks WHERE upid = :upid
+
+-- name: get_task_by_idempotency_key
+SELECT * FROM tasks WHERE tenant = :tenant AND idempotency_key = :idempotency_key
+
+-- name: list_tasks
+-- A page of tasks, newest first; the chosen fragments filter it.
+SELECT * FROM tasks
+WHERE /*where*/
+ORDER BY id DESC
+LIMIT :limit
+
+-- name: list_tasks.before
+id < :before_id
+
+-- name: list_tasks.since
+id >= :since_id
+
+-- name: list_tasks.until
+id < :until_id
+
+-- name: list_tasks.tenant
+tenant = :tenant
+
+-- name: list_tasks.states
+state IN (SELECT value FROM json_each(:states))
+
+-- name: list_tasks.types
+type IN (SELECT value FROM json_each(:types))
+
+-- name: list_tasks.object_id
+object_id = :object_id
+
+-- name: list_tasks.labels
+-- every (key, value) pair of :labels, a JSON object, is among the task's labels
+NOT EXISTS (
+    SELECT 1 FROM json_each(:labels) AS wanted
+    WHERE json_extract(tasks.labels, '$."' || wanted.key || '"') IS NOT wanted.value
+)
+
+-- name: get_log
+-- Lines start+1 .. start+limit of a task's log.
+SELECT n, ts, level, text FROM task_logs
+WHERE task_id = :task_id AND n > :start
+ORDER BY n
+LIMIT :limit
+
+-- name: claim_tasks
+-- Take up to :limit due tasks for :worker. One short write transaction, so two
+-- workers never claim the same task.
+UPDATE tasks SET
+    state = 'running',
+    worker = :worker,
+    attempt = attempt + 1,
+    started_at = :now,
+    lease_expires_at = :lease_expires_at,
+    due_at = NULL,
+    updated_at = :now,
+    version = version + 1
+WHERE id IN (
+    SELECT id FROM tasks
+    WHERE state IN ('queued', 'scheduled') AND due_at <= :now
+    ORDER BY priority DESC, due_at
+    LIMIT :limit
+)
+RETURNING *
+
+-- name: next_due_at
+-- When the next waiting task becomes due (None when nothing waits).
+SELECT MIN(due_at) AS due_at FROM tasks WHERE state IN ('queued', 'scheduled')
+
+-- name: renew_leases
+UPDATE tasks SET lease_expires_at = :lease_expires_at
+WHERE worker = :worker AND state IN ('running', 'canceling')
+
+-- name: upsert_worker
+INSERT INTO workers (id, node, pid, concurrency, started_at, heartbeat_at)
+VALUES (:id, :node, :pid, :concurrency, :now, :now)
+ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at
+
+-- name: delete_worker
+DELETE FROM workers WHERE id = :id
+
+-- name: list_workers
+SELECT * FROM workers ORDER BY started_at
+
+-- name: expire_worker_leases
+-- A worker is known to be gone: its leases end now.
+UPDATE tasks SET lease_expires_at = :now
+WHERE worker = :worker AND state IN ('running', 'canceling')
+
+-- name: recover_lost_tasks
+-- Tasks whose worker stopped renewing its lease: re-queued when the operation allows
+-- it and attempts remain, canceled when a cancel was asked, else failed.
+UPDATE tasks SET
+    state = CASE
+        WHEN state = 'canceling' THEN 'canceled'
+        WHEN retry_on_worker_loss AND attempt < max_attempts THEN 'queued'
+        ELSE 'failed' END,
+    error = CASE
+        WHEN state = 'canceling' THEN NULL
+        WHEN retry_on_worker_loss AND attempt < max_attempts THEN error
+        ELSE :error END,
+    due_at = CASE
+        WHEN state <> 'canceling' AND retry_on_worker_loss AND attempt < max_attempts
+        THEN :now END,
+    finished_at = CASE
+        WHEN state <> 'canceling' AND retry_on_worker_loss AND attempt < max_attempts
+        THEN NULL ELSE :now END,
+    lease_expires_at = NULL,
+    updated_at = :now,
+    version = version + 1
+WHERE state IN ('running', 'canceling') AND lease_expires_at < :now
+RETURNING *
+
+-- name: request_cancel
+-- Waiting tasks end at once; running ones are asked to stop.
+UPDATE tasks SET
+    state = CASE WHEN state IN ('queued', 'scheduled') THEN 'canceled' ELSE 'canceling' END,
+    finished_at = CASE WHEN state IN ('queued', 'scheduled') THEN :now END,
+    due_at = NULL,
+    cancel_requested_at = COALESCE(cancel_requested_at, :now),
+    cancel_attempts = cancel_attempts + 1,
+    updated_at = :now,
+    version = version + 1
+WHERE id = :id AND state IN ('queued', 'scheduled', 'running', 'canceling')
+RETURNING *
+
+-- name: finish_task
+-- The worker holding attempt :attempt ends the task in :state.
+UPDATE tasks SET
+    state = :state,
+    result = :result,
+    error = :error,
+    message = COALESCE(:message, message),
+    progress = CASE WHEN :state = 'succeeded' THEN 100.0 ELSE progress END,
+    finished_at = :now,
+    lease_expires_at = NULL,
+    updated_at = :now,
+    version = version + 1
+WHERE id = :id AND worker = :worker AND attempt = :attempt
+  AND state IN ('running', 'canceling')
+RETURNING *
+
+-- name: retry_task
+-- The worker holding attempt :attempt gives the task back for another attempt at :due_at.
+UPDATE tasks SET
+    state = CASE WHEN :due_at > :now THEN 'scheduled' ELSE 'queued' END,
+    scheduled_at = CASE WHEN :due_at > :now THEN :due_at ELSE scheduled_at END,
+    due_at = :due_at,
+    error = :error,
+    lease_expires_at = NULL,
+    updated_at = :now,
+    version = version + 1
+WHERE id = :id AND worker = :worker AND attempt = :attempt AND state = 'running'
+RETURNING *
+
+-- name: update_progress
+-- What a running handler reported since the last flush.
+UPDATE tasks SET
+    progress = COALESCE(:progress, progress),
+    progress_detail = COALESCE(:progress_detail, progress_detail),
+    message = COALESCE(:message, message),
+    detailed_state = COALESCE(:detailed_state, detailed_state),
+    created_resources = COALESCE(:created_resources, created_resources),
+    warnings = warnings + :warnings,
+    updated_at = :now,
+    version = version + 1
+WHERE id = :id AND worker = :worker AND attempt = :attempt
+  AND state IN ('running', 'canceling')
+
+-- name: reserve_log_lines
+-- Make room for :count lines; append_log_line then numbers them from the new end.
+UPDATE tasks SET log_count = log_count + :count, updated_at = :now, version = version + 1
+WHERE id = :task_id
+RETURNING log_count
+
+-- name: append_log_line
+-- Line :i (1-based) of a batch of :count reserved just before, in the same transaction.
+INSERT INTO task_logs (task_id, n, ts, level, text)
+VALUES (
+    :task_id,
+    (SELECT log_count FROM tasks WHERE id = :task_id) - :count + :i,
+    :ts, :level, :text
+)
+
+-- name: delete_task
+DELETE FROM tasks
+WHERE id = :id AND state IN ('succeeded', 'failed', 'canceled', 'timed_out')
+RETURNING id
+
+-- name: delete_task_log
+-- The log of a task deleted just before, in the same transaction.
+DELETE FROM task_logs WHERE task_id = :id AND NOT EXISTS (SELECT 1 FROM tasks WHERE id = :id)
