@@ -10,7 +10,7 @@
     │   ├── TaskNotFound
     │   └── OperationNotFound
     ├── Conflict                  the task is in a state that forbids the action (409)
-    │   └── IdempotencyConflict   the same Idempotency-Key was used for another request
+    │   └── IdempotencyConflict   the same Idempotency-Key was used for another request (422)
     ├── StorageError              the store failed; driver errors are translated into this
     │   └── StorageUnavailable    the store cannot be reached right now (503)
     └── TaskInterrupt             raised inside a handler to end it early (never leaves a worker)
@@ -102,6 +102,7 @@ class Conflict(TaskgateError):
 class IdempotencyConflict(Conflict):
     """This Idempotency-Key was already used for a different request."""
 
+    status = 422  # draft-ietf-httpapi-idempotency-key-header: payload mismatch
     title = "Idempotency key reused"
 
 

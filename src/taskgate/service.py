@@ -450,30 +450,24 @@ class TaskService:
     async def list_workers(self) -> list[Row]:
         return await self.connector.fetch_all("list_workers", {})
 
-    async def report(self, task: Task, progress: Progress) -> bool:
-        """Store what a running handler reported; False if the task is no longer its."""
-        rows = await self.connector.execute_batch(
-            [
-                Step(
-                    "update_progress",
-                    {
-                        "id": task.id,
-                        "worker": task.worker,
-                        "attempt": task.attempt,
-                        "progress": progress.progress,
-                        "progress_detail": _dumps_or_none(progress.progress_detail),
-                        "message": progress.message,
-                        "detailed_state": progress.detailed_state,
-                        "created_resources": _dumps_or_none(progress.created_resources),
-                        "warnings": progress.warnings,
-                        "now": self.clock(),
-                    },
-                )
-            ]
+    async def report(self, task: Task, progress: Progress) -> None:
+        """Store what a running handler reported (ignored once the attempt has ended)."""
+        await self.connector.execute(
+            "update_progress",
+            {
+                "id": task.id,
+                "worker": task.worker,
+                "attempt": task.attempt,
+                "progress": progress.progress,
+                "progress_detail": _dumps_or_none(progress.progress_detail),
+                "message": progress.message,
+                "detailed_state": progress.detailed_state,
+                "created_resources": _dumps_or_none(progress.created_resources),
+                "warnings": progress.warnings,
+                "now": self.clock(),
+            },
         )
-        del rows
         await self._changed([task.id])
-        return True
 
     async def append_log(self, task_id: str, lines: Sequence[NewLogLine]) -> None:
         """Append lines to a task's log, numbered after the lines already there."""
