@@ -1,0 +1,1 @@
+"""taskgate's benchmark suite: `make bench` (or `python -m bench.run`)."""

@@ -1,0 +1,73 @@
+"""W3: status reads from 64 connections, against a bare ASGI app in the same run."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from bench.common import ROOT, free_port, serve, wrk
+
+
+@contextlib.contextmanager
+def bare_server(body: bytes, workdir: Path):  # type: ignore[no-untyped-def]
+    body_file = workdir / "w3-body.json"
+    body_file.write_bytes(body)
+    port = free_port()
+    env = dict(os.environ, PYTHONPATH=str(ROOT), BENCH_BODY_FILE=str(body_file))
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "uvicorn", "bench.bare:app", "--port", str(port),
+            "--loop", "uvloop", "--http", "httptools", "--no-access-log",
+            "--log-level", "warning",
+        ],
+        env=env, cwd=ROOT, start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(base + "/", timeout=1).status_code == 200:
+                    break
+            time.sleep(0.05)
+        yield base
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(10)
+
+
+def run(workdir: Path, seconds: int = 10) -> dict[str, float]:
+    db = workdir / "w3.db"
+    with serve(db, workers=1) as base:
+        task = httpx.post(base + "/v1/operations/noop", json={}).json()
+        url = f"{base}/v1/tasks/{task['id']}"
+        for _ in range(100):
+            body = httpx.get(url).content
+            if httpx.get(url).json()["state"] == "succeeded":
+                break
+            time.sleep(0.05)
+        body = httpx.get(url).content
+    # the API alone: no worker processes competing for the two cores
+    with serve(db, workers=0) as base:
+        url = f"{base}/v1/tasks/{task['id']}"
+        wrk(url, connections=64, seconds=2)  # warm up
+        ours = wrk(url, connections=64, seconds=seconds)
+    with bare_server(body, workdir) as bare_base:
+        wrk(bare_base + "/", connections=64, seconds=2)
+        bare = wrk(bare_base + "/", connections=64, seconds=seconds)
+    ratio = ours["rps"] / bare["rps"]
+    print(
+        f"  W3 GET /v1/tasks/{{id}}, 64 connections: {ours['rps']:,.0f} req/s, "
+        f"p50 {ours['p50']:.2f} ms, p99 {ours['p99']:.2f} ms"
+    )
+    print(
+        f"  W3 bare ASGI, same body ({len(body)} bytes): {bare['rps']:,.0f} req/s, "
+        f"p99 {bare['p99']:.2f} ms -> ratio {ratio:.2f}"
+    )
+    return {"rps": ours["rps"], "bare_rps": bare["rps"], "ratio": ratio, "p99_ms": ours["p99"]}

@@ -1,0 +1,84 @@
+"""Run every benchmark and print the figures against the targets of the issues.
+
+    make bench                         # everything
+    python -m bench.run w1 w2          # some workloads
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from bench import history, latency, reads, throughput
+from bench.common import machine
+
+Target = tuple[str, str, Callable[[dict[str, float]], float], str, float]
+# (workload, figure, value, comparison, target)
+TARGETS: dict[str, list[tuple[str, Callable[[dict[str, float]], float], str, float]]] = {
+    "w1": [
+        ("Python API no-op tasks/s, end to end", lambda r: r["python_noop"], ">=", 5000),
+        ("Python API async no-op tasks/s", lambda r: r["python_noop_async"], ">=", 5000),
+        ("HTTP, 16 clients, tasks/s", lambda r: r["http"], ">=", 2000),
+    ],
+    "w2": [
+        ("submit -> start p50 (ms)", lambda r: r["start_p50_ms"], "<=", 2),
+        ("submit -> start p99 (ms)", lambda r: r["start_p99_ms"], "<=", 10),
+        ("submit -> result via ?wait p50 (ms)", lambda r: r["result_p50_ms"], "<=", 5),
+    ],
+    "w3": [
+        ("GET task req/s / bare ASGI req/s", lambda r: r["ratio"], ">=", 0.4),
+        ("GET task p99 (ms)", lambda r: r["p99_ms"], "<=", 20),
+    ],
+    "w5": [
+        ("get-by-id p99 (ms), store", lambda r: r["get_p99_ms"], "<=", 2),
+        ("get-by-id p99 (ms), HTTP", lambda r: r["http_get_p99_ms"], "<=", 2),
+        ("filtered list page p99 (ms), store", lambda r: r["list_p99_ms"], "<=", 20),
+        ("filtered list page p99 (ms), HTTP", lambda r: r["http_list_p99_ms"], "<=", 20),
+        ("bytes on disk per task", lambda r: r["bytes_per_task"], "info", 0),
+    ],
+}
+
+WORKLOADS: dict[str, Callable[[Path], dict[str, float]]] = {
+    "w1": throughput.run,
+    "w2": latency.run,
+    "w3": reads.run,
+    "w5": history.run,
+}
+
+
+def main(argv: list[str]) -> int:
+    chosen = [a.lower() for a in argv] or list(WORKLOADS)
+    unknown = [c for c in chosen if c not in WORKLOADS]
+    if unknown:
+        print(f"unknown workload(s): {', '.join(unknown)}; choose from {', '.join(WORKLOADS)}")
+        return 2
+    print(f"taskgate benchmarks on {machine()}")
+    print(f"started {time.strftime('%Y-%m-%d %H:%M:%S %Z')}\n")
+    results: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="taskgate-bench-") as tmp:
+        for name in chosen:
+            print(f"{name.upper()}:")
+            results[name] = WORKLOADS[name](Path(tmp))
+            print()
+    print(f"{'figure':<48} {'measured':>12} {'target':>10}  verdict")
+    failed = 0
+    for name in chosen:
+        for label, get, op, target in TARGETS[name]:
+            value = get(results[name])
+            if op == "info":
+                print(f"{name.upper() + ' ' + label:<48} {value:>12,.2f} {'':>10}")
+                continue
+            ok = value >= target if op == ">=" else value <= target
+            failed += not ok
+            print(
+                f"{name.upper() + ' ' + label:<48} {value:>12,.2f} {op + ' ' + str(target):>10}"
+                f"  {'ok' if ok else 'MISSED'}"
+            )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
