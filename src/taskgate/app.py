@@ -20,7 +20,7 @@ import random
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_type_hints
+from typing import Annotated, Any, Literal, get_args, get_origin, get_type_hints
 
 import pydantic
 
@@ -43,10 +43,11 @@ class RetryPolicy:
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
         """Seconds to wait before the attempt after ``attempt`` (1-based)."""
-        ceiling = min(self.backoff_max, self.backoff * 2 ** max(attempt - 1, 0))
+        # the exponent is capped: 2.0 ** 1100 overflows, and the ceiling is reached long before
+        ceiling = float(min(self.backoff_max, self.backoff * 2.0 ** min(max(attempt - 1, 0), 64)))
         if not self.jitter:
             return ceiling
-        return (rng or random).uniform(ceiling / 2, ceiling)
+        return float((rng or random).uniform(ceiling / 2, ceiling))
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +72,10 @@ class Operation:
     def validate(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """Check ``params``; return them in their JSON form. Raises `InvalidParameters`."""
         try:
-            model = self.params_model.model_validate(dict(params))
+            # a non-mapping (a JSON array, a number) goes to pydantic whole: it answers
+            # with a clear "should be a valid dictionary" error instead of a TypeError
+            data = dict(params) if isinstance(params, Mapping) else params
+            model = self.params_model.model_validate(data)
         except pydantic.ValidationError as exc:
             errors = [
                 {
@@ -83,8 +87,7 @@ class Operation:
             ]
             fields = ", ".join(str(e["field"]) for e in errors if e["field"])
             raise InvalidParameters(
-                f"invalid parameters for {self.name}: {fields or 'body'}"
-                f" ({errors[0]['message']})",
+                f"invalid parameters for {self.name}: {fields or 'body'} ({errors[0]['message']})",
                 errors=errors,
             ) from None
         dumped: dict[str, Any] = model.model_dump(mode="json")
@@ -214,12 +217,15 @@ def _params_model(name: str, fn: Handler) -> tuple[type[pydantic.BaseModel], str
     if not params:
         raise ConfigurationError(f"operation {name}: the handler must take a context first")
     try:
-        hints = get_type_hints(fn)
+        # include_extras keeps Annotated[int, Field(ge=1)] constraints for pydantic
+        hints = get_type_hints(fn, include_extras=True)
     except Exception as exc:
         raise ConfigurationError(f"operation {name}: cannot resolve type hints: {exc}") from exc
     rest = params[1:]
     if len(rest) == 1:
         hint = hints.get(rest[0].name)
+        if get_origin(hint) is Annotated:
+            hint = get_args(hint)[0]
         if isinstance(hint, type) and issubclass(hint, pydantic.BaseModel):
             return hint, rest[0].name
     fields: dict[str, Any] = {}
@@ -231,7 +237,7 @@ def _params_model(name: str, fn: Handler) -> tuple[type[pydantic.BaseModel], str
         annotation = hints.get(p.name, Any)
         default = ... if p.default is inspect.Parameter.empty else p.default
         fields[p.name] = (annotation, default)
-    model = pydantic.create_model(  # type: ignore[call-overload]
+    model: type[pydantic.BaseModel] = pydantic.create_model(
         f"{_camel(name)}Params",
         __config__=pydantic.ConfigDict(extra="forbid"),
         **fields,

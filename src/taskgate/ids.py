@@ -61,8 +61,13 @@ def new_task_id() -> str:
     return str(uuid7())
 
 
+_CANONICAL_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
+
+
 def parse_task_id(value: str) -> str:
     """Return ``value`` as a canonical task id, or raise `InvalidId`."""
+    if isinstance(value, str) and _CANONICAL_ID.match(value):
+        return value  # already canonical: the common case, on every status read
     try:
         return str(uuid.UUID(value))
     except (ValueError, AttributeError, TypeError):
@@ -124,8 +129,8 @@ class Upid:
 def node_name(hostname: str | None = None) -> str:
     """A hostname reduced to what a UPID's node field accepts."""
     name = (hostname or socket.gethostname()).split(".")[0]
-    name = _BAD_NODE.sub("-", name).strip("-") or "taskgate"
-    return name[:63]
+    # cut before stripping: a cut may leave a trailing '-', which PVE's regex refuses
+    return _BAD_NODE.sub("-", name)[:63].strip("-") or "taskgate"
 
 
 def upid_field(value: str) -> str:

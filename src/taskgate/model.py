@@ -56,9 +56,7 @@ TRANSITIONS: Mapping[State, frozenset[State]] = {
         }
     ),
     # a cancel request races the handler: whichever ending comes first wins
-    State.CANCELING: frozenset(
-        {State.CANCELED, State.SUCCEEDED, State.FAILED, State.TIMED_OUT}
-    ),
+    State.CANCELING: frozenset({State.CANCELED, State.SUCCEEDED, State.FAILED, State.TIMED_OUT}),
     State.SUCCEEDED: frozenset(),
     State.FAILED: frozenset(),
     State.CANCELED: frozenset(),

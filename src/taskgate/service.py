@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import builtins
 import hashlib
 import time
 import uuid
@@ -161,7 +162,9 @@ class TaskService:
         timeout = options.timeout if options.timeout is not None else op.timeout
         if timeout is not None and timeout <= 0:
             raise InvalidRequest("timeout must be positive")
-        max_attempts = options.max_attempts or op.retry.max_attempts
+        max_attempts = (  # 0 is refused below, not taken for "not given"
+            options.max_attempts if options.max_attempts is not None else op.retry.max_attempts
+        )
         if max_attempts < 1:
             raise InvalidRequest("max_attempts must be at least 1")
         labels = dict(options.labels or {})
@@ -219,7 +222,7 @@ class TaskService:
 
     async def submit_many(
         self, requests: Iterable[tuple[str, Mapping[str, Any]]], options: Submission = Submission()
-    ) -> list[Task]:
+    ) -> builtins.list[Task]:
         """Store many tasks in one transaction (no idempotency keys)."""
         if options.idempotency_key is not None:
             raise InvalidRequest("submit_many takes no idempotency key")
@@ -250,6 +253,14 @@ class TaskService:
         row = await self.connector.fetch_one("get_task", {"id": parse_task_id(task_id)})
         return self._visible(row, task_id, tenant)
 
+    async def version(self, task_id: str, *, tenant: str | None = None) -> int:
+        """The task's version, raised by every change: a cheap way to tell whether a copy
+        read earlier is still current. `TaskNotFound` as for `get`."""
+        row = await self.connector.fetch_one("get_task_version", {"id": parse_task_id(task_id)})
+        if row is None or (tenant is not None and row["tenant"] != tenant):
+            raise TaskNotFound(f"no task {task_id}")
+        return int(row["version"])
+
     async def get_by_upid(self, upid: str, *, tenant: str | None = None) -> Task:
         row = await self.connector.fetch_one("get_task_by_upid", {"upid": upid})
         return self._visible(row, upid, tenant)
@@ -260,9 +271,10 @@ class TaskService:
         return task_from_row(row)
 
     async def list(
-        self, filter: TaskFilter = TaskFilter(), *, cursor: str | None = None, limit: int = 50
+        self, filter: TaskFilter | None = None, *, cursor: str | None = None, limit: int = 50
     ) -> Page:
         """A page of tasks, newest first. ``cursor`` comes from the previous page."""
+        filter = filter or TaskFilter()
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidFilter(f"limit must be between 1 and {MAX_PAGE}")
         params: dict[str, Any] = {"limit": limit + 1}
@@ -311,8 +323,7 @@ class TaskService:
             "get_log", {"task_id": task.id, "start": start, "limit": limit}
         )
         lines = [
-            LogLine(n=r["n"], t=r["text"], ts=_as_datetime(r["ts"]), level=r["level"])
-            for r in rows
+            LogLine(n=r["n"], t=r["text"], ts=_as_datetime(r["ts"]), level=r["level"]) for r in rows
         ]
         return LogPage(lines, task.log_count)
 
@@ -324,9 +335,7 @@ class TaskService:
         Canceling a task that has already ended is a `Conflict`.
         """
         task = await self.get(task_id, tenant=tenant)
-        rows = await self.connector.execute(
-            "request_cancel", {"id": task.id, "now": self.clock()}
-        )
+        rows = await self.connector.execute("request_cancel", {"id": task.id, "now": self.clock()})
         if not rows:
             current = await self.get(task.id)
             raise Conflict(f"task {task.id} has already ended ({current.state})")
@@ -380,6 +389,8 @@ class TaskService:
                 waiters.discard(fut)
                 if not waiters:
                     self._waiters.pop(task.id, None)
+            if not self._listening:  # woken by close(): answer now instead of waiting on
+                return task
             task = await self.get(task.id)
             if task.terminal or task.version != baseline:
                 return task
@@ -398,7 +409,7 @@ class TaskService:
 
     # -- worker side ---------------------------------------------------------------
 
-    async def claim(self, worker: str, limit: int, lease: float) -> list[Task]:
+    async def claim(self, worker: str, limit: int, lease: float) -> builtins.list[Task]:
         """Take up to ``limit`` due tasks for ``worker``, leased for ``lease`` seconds."""
         now = self.clock()
         rows = await self.connector.execute(
@@ -447,7 +458,7 @@ class TaskService:
             ]
         )
 
-    async def list_workers(self) -> list[Row]:
+    async def list_workers(self) -> builtins.list[Row]:
         return await self.connector.fetch_all("list_workers", {})
 
     async def report(self, task: Task, progress: Progress) -> None:
@@ -549,7 +560,7 @@ class TaskService:
         await self.connector.notify(CHANNEL_DUE)
         return task_from_row(rows[0])
 
-    async def recover_lost(self, *, worker: str | None = None) -> list[Task]:
+    async def recover_lost(self, *, worker: str | None = None) -> builtins.list[Task]:
         """End or re-queue the tasks of workers whose lease ran out.
 
         With ``worker``, that worker is known to be gone and its leases end now.
@@ -563,9 +574,7 @@ class TaskService:
             {
                 "now": now + (1e-6 if worker is not None else 0.0),
                 "error": dumps(
-                    ErrorInfo(
-                        WORKER_LOST, "worker lost: it stopped renewing its lease"
-                    ).to_dict()
+                    ErrorInfo(WORKER_LOST, "worker lost: it stopped renewing its lease").to_dict()
                 ),
             },
         )
@@ -617,9 +626,7 @@ def _fingerprint(type: str, params: Mapping[str, Any], object_id: str | None) ->
 
 def _check_label(key: str, value: str) -> None:
     if not isinstance(key, str) or not key or len(key) > 100 or not _label_key_ok(key):
-        raise InvalidRequest(
-            f"label key {key!r}: use 1-100 letters, digits, '_', '-', '.', '/'"
-        )
+        raise InvalidRequest(f"label key {key!r}: use 1-100 letters, digits, '_', '-', '.', '/'")
     if not isinstance(value, str) or len(value) > 500:
         raise InvalidRequest(f"label {key}: the value must be a string of at most 500 chars")
 

@@ -59,6 +59,11 @@ class LocalBus:
         loop.add_reader(sock.fileno(), self._on_readable)
 
     def stop(self) -> None:
+        # Send what was published in this loop turn: a connector closed right after its
+        # last write (a short-lived one, e.g. serve's recovery of a dead worker's tasks)
+        # must not drop the notification that wakes the waiters of those tasks.
+        if self._pending and self._sock is not None:
+            self._flush()
         if self._sock is not None and self._loop is not None:
             with contextlib.suppress(Exception):
                 self._loop.remove_reader(self._sock.fileno())
@@ -102,9 +107,7 @@ class LocalBus:
             return
         if mtime != self._peers_mtime:
             self._peers_mtime = mtime
-            self._peers = [
-                str(p) for p in self.directory.iterdir() if p.name.endswith(".sock")
-            ]
+            self._peers = [str(p) for p in self.directory.iterdir() if p.name.endswith(".sock")]
 
     def _send_all(self, data: bytes) -> None:
         if self._sock is None:

@@ -146,7 +146,8 @@ class SQLiteConnector:
     # -- migrations ---------------------------------------------------------------
 
     async def migrate(self) -> list[str]:
-        return await self._call_writer(self._migrate)
+        applied: list[str] = await self._call_writer(self._migrate)
+        return applied
 
     def _migrate(self, conn: sqlite3.Connection) -> list[str]:
         conn.execute("BEGIN IMMEDIATE")
@@ -162,8 +163,7 @@ class SQLiteConnector:
                 for statement in migrations.statements(migration.sql):
                     conn.execute(statement)
                 conn.execute(
-                    "INSERT INTO schema_version (version, name, applied_at)"
-                    " VALUES (?, ?, ?)",
+                    "INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, ?)",
                     (migration.version, migration.name, time.time()),
                 )
                 applied.append(migration.name)
@@ -174,6 +174,11 @@ class SQLiteConnector:
             raise
 
     async def schema_version(self) -> int:
+        # a store never migrated has no schema_version table: it is at version 0
+        if not await self.fetch_one_sql(
+            "SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+        ):
+            return 0
         row = await self.fetch_one_sql("SELECT MAX(version) AS v FROM schema_version")
         return int(row["v"] or 0) if row else 0
 
@@ -210,9 +215,7 @@ class SQLiteConnector:
         self, query: str, params: Params, fragments: tuple[str, ...] = ()
     ) -> list[Row]:
         try:
-            rows: list[Row] = (
-                self._reader().execute(self._sql(query, fragments), params).fetchall()
-            )
+            rows: list[Row] = self._reader().execute(self._sql(query, fragments), params).fetchall()
             return rows
         except sqlite3.Error as exc:
             raise _translate(exc) from exc
