@@ -20,6 +20,10 @@ RETURNING *
 -- name: get_task
 SELECT * FROM tasks WHERE id = :id
 
+-- name: get_task_version
+-- A task's version (raised by every change) and tenant: tells whether a copy is current.
+SELECT version, tenant FROM tasks WHERE id = :id
+
 -- name: get_task_by_upid
 SELECT * FROM tasks WHERE upid = :upid
 
@@ -81,7 +85,9 @@ UPDATE tasks SET
     updated_at = :now,
     version = version + 1
 WHERE id IN (
-    SELECT id FROM tasks
+    -- INDEXED BY: left alone, the planner picks tasks_state and sorts every waiting task
+    -- on each claim (2.5 ms with 9,000 queued); tasks_due is already in claim order
+    SELECT id FROM tasks INDEXED BY tasks_due
     WHERE state IN ('queued', 'scheduled') AND due_at <= :now
     ORDER BY priority DESC, due_at
     LIMIT :limit

@@ -1,0 +1,88 @@
+"""The JSON shapes of the native API: a task, a log page, an operation.
+
+One function per shape, building plain dicts that orjson encodes in one call (datetimes
+as RFC 3339 UTC with ``Z``, states as their names). ``schemas.py`` describes the same
+shapes for the OpenAPI document, and the tests hold the two together.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from taskgate.app import Operation
+from taskgate.http.responses import dumps
+from taskgate.model import LogPage, Task
+
+
+def task_dict(task: Task) -> dict[str, Any]:
+    """Every field of the task resource (DESIGN.md §3), plus ``log_count``."""
+    error = task.error
+    return {
+        "id": task.id,
+        "upid": task.upid,
+        "type": task.type,
+        "object_id": task.object_id,
+        "tenant": task.tenant,
+        "user": task.user,
+        "node": task.node,
+        "worker": task.worker,
+        "state": task.state,
+        "detailed_state": task.detailed_state,
+        "progress": task.progress,
+        "progress_detail": task.progress_detail,
+        "message": task.message,
+        "params": task.params,
+        "result": task.result,
+        "error": None
+        if error is None
+        else {"type": error.type, "message": error.message, "traceback": error.traceback},
+        "warnings": task.warnings,
+        "created_resources": task.created_resources,
+        "attempt": task.attempt,
+        "max_attempts": task.max_attempts,
+        "timeout": task.timeout,
+        "cancel_requested_at": task.cancel_requested_at,
+        "cancel_attempts": task.cancel_attempts,
+        "priority": task.priority,
+        "idempotency_key": task.idempotency_key,
+        "request_id": task.request_id,
+        "group_id": task.group_id,
+        "parent_id": task.parent_id,
+        "schedule_id": task.schedule_id,
+        "labels": task.labels,
+        "acknowledged_at": task.acknowledged_at,
+        "acknowledged_by": task.acknowledged_by,
+        "created_at": task.created_at,
+        "scheduled_at": task.scheduled_at,
+        "started_at": task.started_at,
+        "updated_at": task.updated_at,
+        "finished_at": task.finished_at,
+        "archived": task.archived,
+        "log_count": task.log_count,
+    }
+
+
+def task_json(task: Task) -> bytes:
+    return dumps(task_dict(task))
+
+
+def log_dict(task_id: str, start: int, page: LogPage) -> dict[str, Any]:
+    return {
+        "task_id": task_id,
+        "start": start,
+        "total": page.total,
+        "lines": [{"n": ln.n, "t": ln.t, "ts": ln.ts, "level": ln.level} for ln in page.lines],
+    }
+
+
+def operation_dict(op: Operation) -> dict[str, Any]:
+    return {
+        "name": op.name,
+        "description": op.description,
+        "parameters": op.json_schema(),
+        "timeout": op.timeout,
+        "max_attempts": op.retry.max_attempts,
+        "retry_on_worker_loss": op.retry_on_worker_loss,
+        "isolation": op.isolation,
+        "priority": op.priority,
+    }

@@ -1,0 +1,327 @@
+"""JSON Schemas (2020-12, as OpenAPI 3.1 uses them) of the native API's shapes, and
+the response and parameter declarations the endpoints share.
+
+``representation.py`` builds these shapes; the tests validate real responses against
+the schemas here, so the document cannot drift from what is served.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from taskgate.http.routing import Param, Reply
+from taskgate.http.submission import MAX_ATTEMPTS, MAX_KEY, MAX_OBJECT_ID
+from taskgate.model import LOG_LEVELS, State
+
+Schema = dict[str, Any]
+
+
+def ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def nullable(schema: Schema) -> Schema:
+    if "type" in schema and isinstance(schema["type"], str):
+        return {**schema, "type": [schema["type"], "null"]}
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+STRING: Schema = {"type": "string"}
+INTEGER: Schema = {"type": "integer"}
+NUMBER: Schema = {"type": "number"}
+TIME: Schema = {"type": "string", "format": "date-time"}
+UUID: Schema = {"type": "string", "format": "uuid"}
+OBJECT: Schema = {"type": "object"}
+LABELS: Schema = {"type": "object", "additionalProperties": {"type": "string"}}
+
+
+def obj(properties: dict[str, Schema], *, description: str, extra: bool = False) -> Schema:
+    """A closed object whose every property is required (nullable ones may be null)."""
+    return {
+        "type": "object",
+        "description": description,
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": extra,
+    }
+
+
+TASK: Schema = obj(
+    {
+        "id": {**UUID, "description": "UUIDv7: time-ordered"},
+        "upid": {**STRING, "description": "Proxmox-format task id, assigned at submit"},
+        "type": {**STRING, "description": "The operation's name"},
+        "object_id": nullable({**STRING, "description": "What the task acts on"}),
+        "tenant": STRING,
+        "user": STRING,
+        "node": nullable({**STRING, "description": "The node that accepted the task"}),
+        "worker": nullable({**STRING, "description": "The worker running or that ran it"}),
+        "state": {"type": "string", "enum": [s.value for s in State]},
+        "detailed_state": nullable(STRING),
+        "progress": nullable({"type": "number", "minimum": 0, "maximum": 100}),
+        "progress_detail": nullable(OBJECT),
+        "message": nullable(STRING),
+        "params": OBJECT,
+        "result": {"description": "The handler's return value (any JSON), once succeeded"},
+        "error": nullable(ref("TaskError")),
+        "warnings": {**INTEGER, "minimum": 0},
+        "created_resources": {
+            "type": "object",
+            "additionalProperties": {"type": "array", "items": STRING},
+        },
+        "attempt": {**INTEGER, "minimum": 0},
+        "max_attempts": {**INTEGER, "minimum": 1},
+        "timeout": nullable({**NUMBER, "description": "Seconds"}),
+        "cancel_requested_at": nullable(TIME),
+        "cancel_attempts": {**INTEGER, "minimum": 0},
+        "priority": INTEGER,
+        "idempotency_key": nullable(STRING),
+        "request_id": nullable(STRING),
+        "group_id": nullable(STRING),
+        "parent_id": nullable(STRING),
+        "schedule_id": nullable(STRING),
+        "labels": LABELS,
+        "acknowledged_at": nullable(TIME),
+        "acknowledged_by": nullable(STRING),
+        "created_at": TIME,
+        "scheduled_at": nullable(TIME),
+        "started_at": nullable(TIME),
+        "updated_at": TIME,
+        "finished_at": nullable(TIME),
+        "archived": {"type": "boolean"},
+        "log_count": {**INTEGER, "minimum": 0},
+    },
+    description="A task: one run of an operation, from submit to its end.",
+)
+
+TASK_ERROR: Schema = obj(
+    {"type": STRING, "message": STRING, "traceback": nullable(STRING)},
+    description="Why a task failed.",
+)
+
+TASK_LIST: Schema = obj(
+    {
+        "items": {"type": "array", "items": ref("Task")},
+        "next_cursor": nullable({**STRING, "description": "Pass as ?cursor= for the next page"}),
+    },
+    description="A page of tasks, newest first.",
+)
+
+LOG_LINE: Schema = obj(
+    {
+        "n": {**INTEGER, "minimum": 1, "description": "Line number, from 1"},
+        "t": STRING,
+        "ts": TIME,
+        "level": {"type": "string", "enum": list(LOG_LEVELS)},
+    },
+    description="One log line.",
+)
+
+LOG_PAGE: Schema = obj(
+    {
+        "task_id": UUID,
+        "start": {**INTEGER, "minimum": 0},
+        "total": {**INTEGER, "minimum": 0, "description": "Lines the log holds"},
+        "lines": {"type": "array", "items": ref("LogLine")},
+    },
+    description="Lines start+1 .. start+limit of a task's log.",
+)
+
+OPERATION: Schema = obj(
+    {
+        "name": STRING,
+        "description": nullable(STRING),
+        "parameters": {**OBJECT, "description": "JSON Schema of the parameters object"},
+        "timeout": nullable(NUMBER),
+        "max_attempts": {**INTEGER, "minimum": 1},
+        "retry_on_worker_loss": {"type": "boolean"},
+        "isolation": {"type": "string", "enum": ["thread", "async", "process"]},
+        "priority": INTEGER,
+    },
+    description="A registered operation.",
+)
+
+OPERATION_LIST: Schema = obj(
+    {"items": {"type": "array", "items": ref("Operation")}},
+    description="The registered operations.",
+)
+
+TASK_OPTIONS: dict[str, Schema] = {
+    "object_id": {
+        "type": ["string", "integer", "null"],
+        "description": "What the task acts on (default: the operation's object_id parameter)",
+    },
+    "priority": nullable({**INTEGER, "description": "Higher runs first"}),
+    "labels": nullable(LABELS),
+    "delay": nullable({**NUMBER, "minimum": 0, "description": "Seconds before it is due"}),
+    "scheduled_at": nullable({**TIME, "description": "When it is due (not with delay)"}),
+    "timeout": nullable({**NUMBER, "exclusiveMinimum": 0, "description": "Seconds"}),
+    "max_attempts": nullable({**INTEGER, "minimum": 1, "maximum": MAX_ATTEMPTS}),
+}
+
+SUBMIT_TASK: Schema = {
+    "type": "object",
+    "description": "A task to submit: an operation, its parameters, and task options.",
+    "properties": {
+        "type": {**STRING, "description": "The operation's name"},
+        "params": nullable({**OBJECT, "description": "The operation's parameters"}),
+        **TASK_OPTIONS,
+    },
+    "required": ["type"],
+    "additionalProperties": False,
+}
+
+FIELD_ERROR: Schema = {
+    "type": "object",
+    "properties": {
+        "field": nullable({**STRING, "description": "Dotted path of the field; null: body"}),
+        "message": STRING,
+        "type": STRING,
+    },
+    "required": ["field", "message"],
+}
+
+PROBLEM: Schema = {
+    "type": "object",
+    "description": "RFC 9457 problem details.",
+    "properties": {
+        "type": {**STRING, "format": "uri-reference"},
+        "title": STRING,
+        "status": {**INTEGER, "minimum": 400, "maximum": 599},
+        "detail": STRING,
+        "instance": {**STRING, "format": "uri-reference"},
+        "request_id": STRING,
+        "errors": {"type": "array", "items": ref("FieldError")},
+    },
+    "required": ["type", "title", "status", "detail", "instance"],
+    "additionalProperties": True,
+}
+
+STATUS: Schema = obj(
+    {"status": {"type": "string", "enum": ["ok", "ready"]}},
+    description="A health answer.",
+)
+
+INDEX: Schema = obj(
+    {
+        "name": STRING,
+        "version": STRING,
+        "api": STRING,
+        "docs": STRING,
+        "openapi": STRING,
+        "health": STRING,
+    },
+    description="Where things are.",
+)
+
+V1_INDEX: Schema = obj(
+    {"tasks": STRING, "operations": STRING},
+    description="The collections of API v1.",
+)
+
+HTML_PAGE: Schema = {"type": "string", "description": "An HTML page."}
+
+OPENAPI_DOCUMENT: Schema = {
+    "type": "object",
+    "description": "An OpenAPI 3.1 document (https://spec.openapis.org/oas/v3.1.0).",
+    "required": ["openapi", "info", "paths"],
+}
+
+COMPONENTS: dict[str, Schema] = {
+    "Task": TASK,
+    "TaskError": TASK_ERROR,
+    "TaskList": TASK_LIST,
+    "LogLine": LOG_LINE,
+    "LogPage": LOG_PAGE,
+    "Operation": OPERATION,
+    "OperationList": OPERATION_LIST,
+    "SubmitTask": SUBMIT_TASK,
+    "Problem": PROBLEM,
+    "FieldError": FIELD_ERROR,
+    "Status": STATUS,
+    "Index": INDEX,
+    "V1Index": V1_INDEX,
+    "HtmlPage": HTML_PAGE,
+    "OpenAPIDocument": OPENAPI_DOCUMENT,
+}
+
+HEADERS: dict[str, Schema] = {
+    "X-Request-ID": {
+        "description": "The request's id: the one sent, or one generated",
+        "schema": STRING,
+    },
+    "ETag": {"description": "The task's entity tag; changes whenever it changes", "schema": STRING},
+    "Retry-After": {
+        "description": "Seconds to wait before polling again (the task is not finished)",
+        "schema": INTEGER,
+    },
+    "Location": {"description": "The task's URL, relative", "schema": STRING},
+    "Operation-Location": {"description": "The task's absolute URL", "schema": STRING},
+    "Idempotency-Replayed": {
+        "description": "true: this Idempotency-Key was seen before; this is the first task",
+        "schema": {"type": "string", "enum": ["true"]},
+    },
+    "Link": {"description": 'The next page: <url>; rel="next"', "schema": STRING},
+    "Allow": {"description": "The methods the path serves", "schema": STRING},
+}
+
+
+# -- shared declarations -----------------------------------------------------------------
+
+
+def problem_reply(description: str) -> Reply:
+    return Reply(description, "Problem", media="application/problem+json")
+
+
+BAD_REQUEST = problem_reply("Bad input: a malformed value, header or query parameter")
+NOT_FOUND_TASK = problem_reply("No such task (or not visible to this tenant)")
+INVALID = problem_reply("The body or its fields are invalid (``errors`` lists them)")
+CONFLICT = problem_reply("The task's state does not allow this")
+TOO_LARGE = problem_reply("The body is larger than the server accepts")
+UNSUPPORTED = problem_reply("The body is not JSON")
+
+TASK_ID = Param("id", "path", UUID, "The task's id", required=True)
+REQUEST_ID = Param(
+    "X-Request-ID",
+    "header",
+    {"type": "string", "maxLength": 200, "pattern": "^[!-~]+$"},
+    "Your id for this request; echoed back, stored on a submitted task",
+)
+IDEMPOTENCY_KEY = Param(
+    "Idempotency-Key",
+    "header",
+    {"type": "string", "minLength": 1, "maxLength": MAX_KEY},
+    "Submitting again with the same key returns the first task instead of a new one",
+)
+
+SUBMIT_OPTIONS: tuple[Param, ...] = (
+    Param(
+        "object_id",
+        "query",
+        {"type": "string", "maxLength": MAX_OBJECT_ID},
+        "What the task acts on",
+    ),
+    Param("priority", "query", INTEGER, "Higher runs first"),
+    Param(
+        "label",
+        "query",
+        {"type": "string", "pattern": "^[^=]+=.*$"},
+        "A label as key=value; repeat for several",
+        repeat=True,
+    ),
+    Param("delay", "query", {**NUMBER, "minimum": 0}, "Seconds before the task is due"),
+    Param("scheduled_at", "query", TIME, "When the task is due (RFC 3339, not with delay)"),
+    Param("timeout", "query", {**NUMBER, "exclusiveMinimum": 0}, "Seconds"),
+    Param(
+        "max_attempts",
+        "query",
+        {**INTEGER, "minimum": 1, "maximum": MAX_ATTEMPTS},
+        "Attempts before the task fails (default: the operation's)",
+    ),
+)
+
+ACCEPTED = Reply(
+    "Accepted: the task is stored and will run",
+    "Task",
+    headers=("Location", "Operation-Location", "Retry-After", "ETag", "Idempotency-Replayed"),
+)

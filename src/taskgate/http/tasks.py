@@ -1,0 +1,329 @@
+"""The task resource: read (with ETag and long-poll wait), list, log, cancel, delete."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+from urllib.parse import urlencode
+
+from taskgate.errors import TaskNotFound
+from taskgate.http import inputs
+from taskgate.http.asgi import Headers
+from taskgate.http.cache import Rendered
+from taskgate.http.representation import log_dict, task_dict, task_json
+from taskgate.http.request import ClientDisconnected, Request
+from taskgate.http.responses import (
+    Response,
+    empty_response,
+    header,
+    json_response,
+    raw_json_response,
+)
+from taskgate.http.routing import Endpoints, Param, Reply
+from taskgate.http.schemas import (
+    BAD_REQUEST,
+    CONFLICT,
+    NOT_FOUND_TASK,
+    STRING,
+    TASK_ID,
+    TIME,
+)
+from taskgate.model import Task, TaskFilter
+from taskgate.service import MAX_LOG_PAGE, MAX_PAGE
+
+api = Endpoints("tasks")
+
+ETAG = b"etag"
+RETRY_AFTER = b"retry-after"
+DEFAULT_PAGE = 50
+DEFAULT_LOG_PAGE = 50
+MAX_LOG_START = 2**53
+
+WAIT = Param(
+    "wait",
+    "query",
+    {"type": "number", "exclusiveMinimum": 0},
+    "Hold the request up to this many seconds (at most the server's max_wait) until the "
+    "task changes or ends. The change is relative to the If-None-Match version if given, "
+    "else to the task as it was when the request arrived.",
+)
+IF_NONE_MATCH = Param(
+    "If-None-Match",
+    "header",
+    STRING,
+    "An ETag from an earlier answer: 304 if the task is unchanged",
+)
+
+
+def _task_headers(request: Request, task: Task) -> Headers:
+    headers: Headers = [(ETAG, task.etag.encode())]
+    if not task.terminal:
+        headers.append((RETRY_AFTER, request.app.retry_after))
+    return headers
+
+
+async def _current(request: Request, key: str) -> Rendered:
+    """The task's rendering: the cached one if the store says it is still current."""
+    service = request.service
+    tenant = request.principal.tenant
+    cache = request.app.renderings
+    cached = cache.get(key)
+    if cached is not None:
+        try:
+            version = await service.version(cached.id, tenant=tenant)
+        except TaskNotFound:
+            cache.discard(key)
+            raise
+        if version == cached.version:
+            return cached
+    return cache.put(key, await service.get(key, tenant=tenant))
+
+
+def _matches(if_none_match: bytes, etag: bytes) -> bool:
+    """RFC 9110 §13.1.2: weak comparison against each listed tag, or ``*``."""
+    if if_none_match.strip() == b"*":
+        return True
+    for tag in if_none_match.split(b","):
+        tag = tag.strip()
+        if tag.startswith(b"W/"):
+            tag = tag[2:]
+        if tag == etag:
+            return True
+    return False
+
+
+def _seen_version(if_none_match: bytes | None, task_id: str) -> int | None:
+    """The version an If-None-Match names for this task (our ETag: ``"<id tail>.<v>"``)."""
+    if if_none_match is None:
+        return None
+    tail = task_id.lower()[-12:]
+    for tag in if_none_match.split(b","):
+        text = tag.strip().removeprefix(b"W/").strip(b'"').decode("latin-1")
+        prefix, _, version = text.partition(".")
+        if prefix.lower() == tail and version.isdigit():
+            return int(version)
+    return None
+
+
+async def _wait(request: Request, task_id: str, seconds: float) -> Task:
+    """`TaskService.wait`, abandoned if the client disconnects first."""
+    waiter = asyncio.ensure_future(
+        request.service.wait(
+            task_id,
+            seconds,
+            tenant=request.principal.tenant,
+            seen_version=_seen_version(request.headers.get(b"if-none-match"), task_id),
+        )
+    )
+    watcher = asyncio.ensure_future(request.wait_disconnect())
+    try:
+        await asyncio.wait((waiter, watcher), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if watcher.done() and not watcher.cancelled():
+            watcher.exception()  # retrieved: a receive() that failed is not worth a log
+        else:
+            watcher.cancel()
+        if not waiter.done():
+            waiter.cancel()
+            await asyncio.wait((waiter,))  # let it unregister; its cancellation is not ours
+    if waiter.cancelled():
+        raise ClientDisconnected()
+    return waiter.result()
+
+
+@api.get(
+    "/v1/tasks/{id}",
+    name="getTask",
+    summary="Get a task",
+    params=(TASK_ID, WAIT, IF_NONE_MATCH),
+    responses={
+        200: Reply("The task", "Task", headers=("ETag", "Retry-After")),
+        304: Reply("Unchanged since the If-None-Match ETag", headers=("ETag", "Retry-After")),
+        400: BAD_REQUEST,
+        404: NOT_FOUND_TASK,
+    },
+)
+async def get_task(request: Request) -> Response:
+    """The task, with an ETag; ``Retry-After`` while it has not finished.
+
+    With ``?wait=N`` the answer waits up to N seconds for the task to change or end
+    (a long poll): send the last ETag as If-None-Match to wait for a change past it; a
+    304 then means nothing changed in time.
+    """
+    task_id = request.path_params["id"]
+    raw_wait = request.query_one("wait") if request.scope["query_string"] else None
+    if raw_wait is None:
+        rendered = await _current(request, task_id)
+    else:
+        seconds = inputs.param("wait", inputs.to_number, raw_wait)
+        if not 0 < seconds <= request.settings.max_wait:
+            raise inputs.invalid(
+                "wait", f"must be more than 0 and at most {request.settings.max_wait:g} seconds"
+            )
+        rendered = request.app.renderings.put(task_id, await _wait(request, task_id, seconds))
+    headers: Headers = [(ETAG, rendered.etag)]
+    if not rendered.terminal:
+        headers.append((RETRY_AFTER, request.app.retry_after))
+    if_none_match = request.headers.get(b"if-none-match")
+    if if_none_match is not None and _matches(if_none_match, rendered.etag):
+        return empty_response(304, headers)
+    return raw_json_response(rendered.body, 200, headers)
+
+
+@api.get(
+    "/v1/tasks",
+    name="listTasks",
+    summary="List tasks",
+    params=(
+        Param(
+            "state",
+            "query",
+            STRING,
+            "Only tasks in these states (repeat, or separate with commas)",
+            repeat=True,
+        ),
+        Param("type", "query", STRING, "Only tasks of these operations", repeat=True),
+        Param("object_id", "query", STRING, "Only tasks acting on this object"),
+        Param("since", "query", TIME, "Created at or after this time (RFC 3339)"),
+        Param("until", "query", TIME, "Created before this time (RFC 3339)"),
+        Param(
+            "label",
+            "query",
+            {"type": "string", "pattern": "^[^=]+=.*$"},
+            "key=value: only tasks with this label (repeat: all of them)",
+            repeat=True,
+        ),
+        Param(
+            "limit",
+            "query",
+            {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": DEFAULT_PAGE},
+            "Tasks per page",
+        ),
+        Param("cursor", "query", STRING, "next_cursor of the previous page"),
+    ),
+    responses={
+        200: Reply("A page of tasks, newest first", "TaskList", headers=("Link",)),
+        400: BAD_REQUEST,
+    },
+)
+async def list_tasks(request: Request) -> Response:
+    """Tasks, newest first, a page at a time: follow ``next_cursor`` (or the Link header)
+    until it is null."""
+    query = request.query
+    since = request.query_one("since")
+    until = request.query_one("until")
+    limit = request.query_one("limit")
+    filter = TaskFilter(
+        states=inputs.parse_states("state", query.get("state", ())),
+        types=tuple(inputs.split_values("type", query.get("type", ()))),
+        object_id=request.query_one("object_id"),
+        tenant=request.principal.tenant,
+        created_since=None if since is None else inputs.param("since", inputs.to_time, since),
+        created_until=None if until is None else inputs.param("until", inputs.to_time, until),
+        labels=tuple(inputs.param("label", inputs.to_label, v) for v in query.get("label", ())),
+    )
+    page = await request.service.list(
+        filter,
+        cursor=request.query_one("cursor"),
+        limit=DEFAULT_PAGE
+        if limit is None
+        else inputs.param("limit", lambda raw: inputs.to_int(raw, 1, MAX_PAGE), limit),
+    )
+    headers: Headers = []
+    if page.next_cursor is not None:
+        pairs = [(k, v) for k, values in query.items() if k != "cursor" for v in values]
+        pairs.append(("cursor", page.next_cursor))
+        url = f"{request.root_path}/v1/tasks?{urlencode(pairs)}"
+        headers.append(header(b"link", f'<{url}>; rel="next"'))
+    body: dict[str, Any] = {
+        "items": [task_dict(t) for t in page.items],
+        "next_cursor": page.next_cursor,
+    }
+    return json_response(body, headers=headers)
+
+
+@api.get(
+    "/v1/tasks/{id}/log",
+    name="getTaskLog",
+    summary="Read a task's log",
+    params=(
+        TASK_ID,
+        Param(
+            "start",
+            "query",
+            {"type": "integer", "minimum": 0, "default": 0},
+            "Lines to skip: the answer starts at line start+1",
+        ),
+        Param(
+            "limit",
+            "query",
+            {"type": "integer", "minimum": 1, "maximum": MAX_LOG_PAGE, "default": 50},
+            "Most lines to return",
+        ),
+    ),
+    responses={
+        200: Reply("Log lines", "LogPage"),
+        400: BAD_REQUEST,
+        404: NOT_FOUND_TASK,
+    },
+)
+async def get_task_log(request: Request) -> Response:
+    """Lines ``start+1 .. start+limit`` of the log (``n`` counts from 1), and ``total``."""
+    raw_start = request.query_one("start")
+    raw_limit = request.query_one("limit")
+    start = (
+        0
+        if raw_start is None
+        else inputs.param("start", lambda r: inputs.to_int(r, 0, MAX_LOG_START), raw_start)
+    )
+    limit = (
+        DEFAULT_LOG_PAGE
+        if raw_limit is None
+        else inputs.param("limit", lambda r: inputs.to_int(r, 1, MAX_LOG_PAGE), raw_limit)
+    )
+    task = await request.service.get(request.path_params["id"], tenant=request.principal.tenant)
+    page = await request.service.log(task.id, start=start, limit=limit)
+    return json_response(log_dict(task.id, start, page))
+
+
+@api.post(
+    "/v1/tasks/{id}/cancel",
+    name="cancelTask",
+    summary="Cancel a task",
+    params=(TASK_ID,),
+    role="write",
+    responses={
+        200: Reply(
+            "Canceled (it had not started) or canceling (the handler is told to stop)",
+            "Task",
+            headers=("ETag", "Retry-After"),
+        ),
+        400: BAD_REQUEST,
+        404: NOT_FOUND_TASK,
+        409: CONFLICT,
+    },
+)
+async def cancel_task(request: Request) -> Response:
+    """A waiting task ends ``canceled`` at once; a running one becomes ``canceling`` and
+    its handler is asked to stop. A task that has already ended is a 409."""
+    task = await request.service.cancel(request.path_params["id"], tenant=request.principal.tenant)
+    return raw_json_response(task_json(task), 200, _task_headers(request, task))
+
+
+@api.delete(
+    "/v1/tasks/{id}",
+    name="deleteTask",
+    summary="Delete a finished task",
+    params=(TASK_ID,),
+    role="write",
+    responses={
+        204: Reply("Deleted, with its log"),
+        400: BAD_REQUEST,
+        404: NOT_FOUND_TASK,
+        409: CONFLICT,
+    },
+)
+async def delete_task(request: Request) -> Response:
+    """Delete a task that has ended, and its log. A task still going is a 409."""
+    await request.service.delete(request.path_params["id"], tenant=request.principal.tenant)
+    return empty_response(204)
