@@ -1,0 +1,73 @@
+"""The two slow loops beside a worker's claim loop: heartbeats and the reaper.
+
+- `heartbeats` renews every lease the worker holds, every ``heartbeat_every`` seconds.
+  A failed heartbeat (the store unavailable) is logged and tried again sooner; the
+  leases run out only if none gets through for ``lease`` seconds.
+- `reaper` ends or re-queues the tasks of workers whose leases ran out, every
+  ``reaper_interval`` seconds. Every worker runs one: each change it makes is
+  conditional, so several reapers at once are harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+from collections.abc import Callable
+
+from taskgate.errors import StorageError
+from taskgate.service import TaskService
+from taskgate.settings import Settings
+
+log = logging.getLogger("taskgate.worker")
+
+
+async def heartbeats(
+    service: TaskService, worker_id: str, settings: Settings, after: Callable[[], None]
+) -> None:
+    """Renew the worker's leases until cancelled; call ``after`` when one got through."""
+    failing = False
+    while True:
+        await asyncio.sleep(
+            min(settings.heartbeat_every, 1.0) if failing else settings.heartbeat_every
+        )
+        try:
+            await service.heartbeat(
+                worker_id, lease=settings.lease, pid=os.getpid(), concurrency=settings.concurrency
+            )
+        except StorageError as exc:
+            failing = True
+            log.warning(
+                "worker %s: heartbeat failed (%s); retrying. Leases run out %g s after"
+                " the last one that got through",
+                worker_id,
+                exc,
+                settings.lease,
+            )
+            continue
+        if failing:
+            log.info("worker %s: heartbeats get through again", worker_id)
+            failing = False
+        after()
+
+
+async def reaper(service: TaskService, worker_id: str, interval: float) -> None:
+    """Recover the tasks of lost workers until cancelled."""
+    # spread the reapers of several workers over the interval
+    await asyncio.sleep(random.uniform(0, interval))
+    while True:
+        try:
+            recovered = await service.recover_lost()
+        except StorageError as exc:
+            log.warning("worker %s: looking for lost tasks failed: %s", worker_id, exc)
+        else:
+            for task in recovered:
+                log.warning(
+                    "task %s (%s): its worker %s was lost; the task is now %s",
+                    task.id,
+                    task.type,
+                    task.worker,
+                    task.state,
+                )
+        await asyncio.sleep(interval)
