@@ -67,8 +67,18 @@ def serve(
     port = free_port()
     env = dict(os.environ, PYTHONPATH=str(ROOT), TASKGATE_LOG_LEVEL="warning")
     cmd = [
-        sys.executable, "-m", "taskgate", "serve", app,
-        "--db", f"sqlite:///{db}", "--port", str(port), "--workers", str(workers), *extra,
+        sys.executable,
+        "-m",
+        "taskgate",
+        "serve",
+        app,
+        "--db",
+        f"sqlite:///{db}",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        *extra,
     ]
     proc = subprocess.Popen(
         cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, start_new_session=True
@@ -141,8 +151,12 @@ def ensure_wrk() -> str:
     if path:
         return path
     print("  installing wrk (Debian package) for the HTTP load ...", flush=True)
-    subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=False,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-q", "wrk"],
+        check=False,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     path = shutil.which("wrk")
     if not path:
         raise RuntimeError("wrk is needed for W3: apt-get install wrk")
@@ -157,7 +171,9 @@ def wrk(url: str, *, connections: int, seconds: int, threads: int = 1) -> dict[s
     """Run wrk against ``url``; return requests/s and latency percentiles in ms."""
     out = subprocess.run(
         [ensure_wrk(), f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", url],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     m = _WRK_RPS.search(out)
     if m is None:

@@ -63,21 +63,45 @@ def generate(db: Path, count: int, seed: int = 7) -> list[str]:
         vmid = 100 + rng.randrange(900)
         t = ms / 1000
         error = (
-            orjson.dumps({"type": "RuntimeError", "message": "backup failed",
-                          "traceback": "Traceback (most recent call last): ..."}).decode()
-            if state == "failed" else None
+            orjson.dumps(
+                {
+                    "type": "RuntimeError",
+                    "message": "backup failed",
+                    "traceback": "Traceback (most recent call last): ...",
+                }
+            ).decode()
+            if state == "failed"
+            else None
         )
-        batch.append((
-            task_id,
-            f"UPID:pve1:{i & 0xFFFFFFFF:08X}:{rng.getrandbits(32):08X}:{int(t):08X}:"
-            f"{type_}:{vmid}:root@pam:",
-            type_, str(vmid), f"tenant{i % 10}", "root@pam", "pve1", "pve1-123-ab", state,
-            100.0 if state == "succeeded" else 40.0, "done",
-            orjson.dumps({"vmid": vmid, "mode": "snapshot"}).decode(),
-            orjson.dumps({"archive": f"vzdump-qemu-{vmid}.vma.zst"}).decode()
-            if state == "succeeded" else None,
-            error, 1, 1, t, t + 0.01, t + 2, t + 2, 3, 6,
-        ))
+        batch.append(
+            (
+                task_id,
+                f"UPID:pve1:{i & 0xFFFFFFFF:08X}:{rng.getrandbits(32):08X}:{int(t):08X}:"
+                f"{type_}:{vmid}:root@pam:",
+                type_,
+                str(vmid),
+                f"tenant{i % 10}",
+                "root@pam",
+                "pve1",
+                "pve1-123-ab",
+                state,
+                100.0 if state == "succeeded" else 40.0,
+                "done",
+                orjson.dumps({"vmid": vmid, "mode": "snapshot"}).decode(),
+                orjson.dumps({"archive": f"vzdump-qemu-{vmid}.vma.zst"}).decode()
+                if state == "succeeded"
+                else None,
+                error,
+                1,
+                1,
+                t,
+                t + 0.01,
+                t + 2,
+                t + 2,
+                3,
+                6,
+            )
+        )
         for n, text in enumerate(("starting", "working", "finished"), start=1):
             logs.append((task_id, n, t + n / 10, "info", f"INFO: {text} {type_} {vmid}"))
         if len(batch) >= 20_000:
@@ -155,8 +179,10 @@ def run(workdir: Path, count: int = 1_000_000, samples: int = 5000) -> dict[str,
     t0 = time.perf_counter()
     ids = generate(db, count)
     size = sum(p.stat().st_size for p in workdir.glob("w5.db*"))
-    print(f"  W5 history of {count:,} tasks written in {time.perf_counter() - t0:.0f} s; "
-          f"{size / count:,.0f} bytes on disk per task (with 3 log lines each)")
+    print(
+        f"  W5 history of {count:,} tasks written in {time.perf_counter() - t0:.0f} s; "
+        f"{size / count:,.0f} bytes on disk per task (with 3 log lines each)"
+    )
     store = asyncio.run(_store_reads(db, ids, samples))
     print(f"  W5 store get-by-id: {summary_ms(store['get'])}")
     print(f"  W5 store list state=failed&type=vzdump, first page: {summary_ms(store['list'])}")

@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 
 from bench.app import app
-from bench.common import RawClient, serve, summary_ms, pct
+from bench.common import RawClient, pct, serve, summary_ms
 from taskgate.service import TaskService
 from taskgate.storage import connect
 

@@ -23,11 +23,23 @@ def bare_server(body: bytes, workdir: Path):  # type: ignore[no-untyped-def]
     env = dict(os.environ, PYTHONPATH=str(ROOT), BENCH_BODY_FILE=str(body_file))
     proc = subprocess.Popen(
         [
-            sys.executable, "-m", "uvicorn", "bench.bare:app", "--port", str(port),
-            "--loop", "uvloop", "--http", "httptools", "--no-access-log",
-            "--log-level", "warning",
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bench.bare:app",
+            "--port",
+            str(port),
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--no-access-log",
+            "--log-level",
+            "warning",
         ],
-        env=env, cwd=ROOT, start_new_session=True,
+        env=env,
+        cwd=ROOT,
+        start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
     try:

@@ -1,7 +1,7 @@
 """Run every benchmark and print the figures against the targets of the issues.
 
-    make bench                         # everything
-    python -m bench.run w1 w2          # some workloads
+make bench                         # everything
+python -m bench.run w1 w2          # some workloads
 """
 
 from __future__ import annotations

@@ -1,0 +1,93 @@
+"""Command-line flags that feed `taskgate.settings.Settings`.
+
+Each flag is the highest-priority source of one setting; an unset flag leaves the TOML
+file and ``TASKGATE_*`` environment variables in charge. `settings_from` merges them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from taskgate.settings import Settings, load_settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_LEVELS = ["debug", "info", "warning", "error"]
+
+
+def _option(*decls: str, **attrs: Any) -> Callable[[F], F]:
+    return click.option(*decls, default=None, **attrs)
+
+
+CONFIG = _option(
+    "--config",
+    type=click.Path(dir_okay=False),
+    help="TOML settings file [default: $TASKGATE_CONFIG, else ./taskgate.toml if present].",
+)
+DATABASE = _option(
+    "--db",
+    "--database",
+    "database",
+    metavar="URL",
+    help="Task store: sqlite:///file.db (relative), sqlite:////abs/file.db, memory://"
+    " [default: sqlite:///taskgate.db].",
+)
+SYNCHRONOUS = _option(
+    "--synchronous",
+    type=click.Choice(["OFF", "NORMAL", "FULL", "EXTRA"], case_sensitive=False),
+    help="SQLite durability; FULL means a 202 is on disk [default: FULL].",
+)
+HOST = _option("--host", help="Address the HTTP API listens on [default: 127.0.0.1].")
+PORT = _option("--port", type=int, help="Port of the HTTP API; 0 picks a free one [default: 8006].")
+WORKERS = _option(
+    "--workers", type=int, help="Worker processes to start; 0 for none [default: one per core]."
+)
+CONCURRENCY = _option(
+    "--concurrency", type=int, help="Tasks one worker process runs at once [default: 64]."
+)
+LEASE = _option(
+    "--lease",
+    type=float,
+    help="Seconds a worker holds a task without renewing it; a dead worker's tasks are"
+    " recovered after this [default: 15].",
+)
+SHUTDOWN_GRACE = _option(
+    "--shutdown-grace",
+    type=float,
+    help="Seconds running tasks get to finish on SIGTERM/SIGINT [default: 20].",
+)
+LOG_LEVEL = _option(
+    "--log-level", type=click.Choice(_LEVELS, case_sensitive=False), help="[default: info]"
+)
+LOG_JSON = click.option(
+    "--log-json/--log-text",
+    default=None,
+    help="Log one JSON object per line instead of text [default: text].",
+)
+
+
+def apply(*options: Callable[[F], F]) -> Callable[[F], F]:
+    """Apply several option decorators, in the order given (as --help lists them)."""
+
+    def decorate(fn: F) -> F:
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return decorate
+
+
+def settings_from(flags: dict[str, Any], *, app: str | None = None) -> Settings:
+    """Settings from the given flag values (None: not given) over the other sources."""
+    values = dict(flags)
+    config = values.pop("config", None)
+    if app is not None:
+        values["app"] = app
+    if isinstance(values.get("log_level"), str):
+        values["log_level"] = values["log_level"].lower()
+    if isinstance(values.get("synchronous"), str):
+        values["synchronous"] = values["synchronous"].upper()
+    return load_settings(values, config=config)

@@ -1,0 +1,223 @@
+"""The bundled example app: operations shaped like the tasks of Proxmox VE and Gcore Cloud.
+
+``taskgate serve`` runs it when no app is named (``make run`` does). Nothing here touches
+a real machine: each handler simulates its work with short sleeps, and reports progress
+and log lines the way the real system's task would.
+
+    curl -s -XPOST localhost:8006/v1/operations/vzdump -H 'content-type: application/json' \\
+         -d '{"vmid": 100, "storage": "local"}'
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+
+import taskgate
+from taskgate import Context
+
+app = taskgate.App("example")
+
+GIB = 1024**3
+
+StorageId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-zA-Z][\w.\-]*$")]
+"""A Proxmox storage identifier, e.g. ``local`` or ``pbs-01``."""
+
+
+def _stopped(ctx: Context, seconds: float) -> bool:
+    """Sleep ``seconds``; True (and a log line) if the task was asked to stop meanwhile."""
+    if ctx.wait_canceled(seconds):
+        ctx.log("ERROR: interrupted by signal", "error")
+        return True
+    return False
+
+
+@app.operation("vzdump", object_id="vmid", timeout=3600)
+def vzdump(
+    ctx: Context,
+    vmid: Annotated[int, Field(ge=100, le=999_999_999, description="The guest to back up.")],
+    storage: StorageId = "local",
+    mode: Literal["snapshot", "suspend", "stop"] = "snapshot",
+    compress: Literal["0", "gzip", "lzo", "zstd"] = "zstd",
+    duration: Annotated[float, Field(ge=0, le=600, description="Simulated run time (s).")] = 2.0,
+) -> dict[str, Any]:
+    """Back up a guest (Proxmox VE ``vzdump``): a snapshot archive written to a storage.
+
+    Reports progress in percent with the bytes copied, logs like the real tool, warns once
+    about a missing EFI disk, and stops cleanly when canceled.
+    """
+    started = datetime.now(UTC)
+    stamp = started.strftime("%Y_%m_%d-%H_%M_%S")
+    suffix = {"0": "", "gzip": ".gz", "lzo": ".lzo", "zstd": ".zst"}[compress]
+    archive = f"vzdump-qemu-{vmid}-{stamp}.vma{suffix}"
+    disk = 32 * GIB
+    ctx.log(
+        f"INFO: starting new backup job: vzdump {vmid} --storage {storage}"
+        f" --mode {mode} --compress {compress}"
+    )
+    ctx.log(f"INFO: Starting Backup of VM {vmid} (qemu)")
+    ctx.log(f"INFO: Backup started at {started:%Y-%m-%d %H:%M:%S}")
+    ctx.log("INFO: status = running")
+    ctx.log(f"INFO: VM Name: vm{vmid}")
+    ctx.log(f"INFO: include disk 'scsi0' 'local-lvm:vm-{vmid}-disk-0' 32G")
+    ctx.warn("no efidisk configured! Using temporary efivars disk.")
+    ctx.log(f"INFO: backup mode: {mode}")
+    ctx.log(f"INFO: creating vzdump archive '/var/lib/vz/dump/{archive}'")
+    ctx.detailed_state = "BACKUP_RUNNING"
+    steps = 10
+    for step in range(1, steps + 1):
+        if _stopped(ctx, duration / steps):
+            ctx.check_canceled()
+        done = disk * step // steps
+        percent = 100 * step / steps
+        rate = disk / max(duration, 0.1) / GIB
+        ctx.log(
+            f"INFO: {percent:3.0f}% ({done / GIB:.1f} GiB of {disk / GIB:.1f} GiB)"
+            f" in {duration * step / steps:.0f}s, read: {rate:.1f} GiB/s"
+        )
+        ctx.progress(
+            percent,
+            f"{done / GIB:.1f} GiB of {disk / GIB:.1f} GiB",
+            detail={"total": disk, "done": done, "unit": "bytes"},
+        )
+    size = disk // 27
+    ctx.log(f"INFO: transferred {disk / GIB:.2f} GiB in {duration:.0f} seconds")
+    ctx.log(f"INFO: archive file size: {size / GIB:.2f}GB")
+    ctx.log(
+        f"INFO: Finished Backup of VM {vmid} ({time.strftime('%H:%M:%S', time.gmtime(duration))})"
+    )
+    ctx.log("INFO: Backup job finished successfully")
+    ctx.detailed_state = "BACKUP_DONE"
+    return {"archive": archive, "volid": f"{storage}:backup/{archive}", "size": size}
+
+
+@app.operation("aptupdate")
+def aptupdate(ctx: Context) -> dict[str, Any]:
+    """Refresh the package index (Proxmox VE ``aptupdate``) and list available upgrades."""
+    lines = [
+        "starting apt-get update",
+        "Hit:1 http://ftp.us.debian.org/debian bookworm InRelease",
+        "Get:2 http://ftp.us.debian.org/debian bookworm-updates InRelease [55.4 kB]",
+        "Get:3 http://security.debian.org bookworm-security InRelease [48.0 kB]",
+        "Get:4 http://download.proxmox.com/debian/pve bookworm InRelease [2768 B]",
+        "Fetched 106 kB in 1s (125 kB/s)",
+        "Reading package lists...",
+    ]
+    for i, line in enumerate(lines, start=1):
+        if _stopped(ctx, 0.05):
+            ctx.check_canceled()
+        ctx.log(line)
+        ctx.progress(100 * i / len(lines), line)
+    upgrades = ["pve-manager", "proxmox-kernel-6.8", "libpve-common-perl"]
+    return {"upgradable": upgrades, "count": len(upgrades)}
+
+
+@app.operation("create_volume", object_id="name", timeout=600)
+async def create_volume(
+    ctx: Context,
+    name: Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[a-zA-Z0-9][\w\-]*$")],
+    size: Annotated[int, Field(ge=1, le=16384, description="Size in GiB.")],
+    type_name: Literal["standard", "ssd_hiiops", "cold", "ultra"] = "standard",
+    count: Annotated[int, Field(ge=1, le=10, description="How many volumes to create.")] = 1,
+) -> dict[str, Any]:
+    """Create block-storage volumes (Gcore Cloud ``create_volume``).
+
+    Moves through detailed states and records every volume it creates in the task's
+    ``created_resources``, as Gcore's task API shows them.
+    """
+    ctx.detailed_state = "ALLOCATING"
+    ctx.log(f"allocating {count} x {size} GiB {type_name} volume(s) named {name}")
+    created: list[str] = []
+    for i in range(count):
+        ctx.check_canceled()
+        await asyncio.sleep(0.1)
+        volume_id = str(uuid.uuid4())
+        ctx.add_created_resource("volumes", volume_id)
+        created.append(volume_id)
+        ctx.log(f"volume {volume_id} created")
+        ctx.progress(100 * (i + 1) / count, f"{i + 1} of {count} volumes created")
+    ctx.detailed_state = "FINISHED"
+    return {"volumes": created, "name": name, "size": size, "volume_type": type_name}
+
+
+class DiskImageError(RuntimeError):
+    """A disk image cannot be read."""
+
+
+def _read_header(path: str) -> bytes:
+    raise DiskImageError(f"{path}: bad magic number 0x00000000 (not a qcow2 image)")
+
+
+def _open_image(path: str) -> bytes:
+    return _read_header(path)
+
+
+@app.operation("fail_demo")
+def fail_demo(ctx: Context, path: str = "/var/lib/vz/images/100/vm-100-disk-0.qcow2") -> None:
+    """Always fails, from a nested call, so the task keeps the error and its traceback."""
+    ctx.log(f"opening {path}")
+    ctx.progress(10, "reading the image header")
+    _open_image(path)
+
+
+@app.operation("long_running")
+def long_running(
+    ctx: Context,
+    seconds: Annotated[float, Field(gt=0, le=86_400, description="How long to run.")] = 60.0,
+) -> dict[str, Any]:
+    """Runs for ``seconds``, reporting progress every second; stops at once when canceled."""
+    start = time.monotonic()
+    ticks = 0
+    while (elapsed := time.monotonic() - start) < seconds:
+        if ctx.wait_canceled(min(1.0, seconds - elapsed)):
+            ctx.log("cancel requested: stopping")
+            ctx.check_canceled()
+        ticks += 1
+        elapsed = min(time.monotonic() - start, seconds)
+        ctx.progress(100 * elapsed / seconds, f"{elapsed:.0f} of {seconds:g} s")
+        ctx.log(f"tick {ticks}")
+    return {"ticks": ticks, "seconds": seconds}
+
+
+@app.operation("convert_image", isolation="process", object_id="source", timeout=3600)
+def convert_image(
+    ctx: Context,
+    source: Annotated[str, Field(min_length=1, max_length=255)],
+    format: Literal["qcow2", "raw", "vmdk"] = "qcow2",
+    size_mib: Annotated[int, Field(ge=1, le=4096, description="Simulated image size.")] = 64,
+) -> dict[str, Any]:
+    """Convert a disk image (CPU-bound, so it runs in its own process).
+
+    A process-isolated task can be stopped by force: if it ignores a cancel for longer
+    than the grace period, its process is killed.
+    """
+    ctx.log(f"converting {source} to {format} ({size_mib} MiB)")
+    digest = hashlib.sha256()
+    block = b"\0" * (1024 * 1024)
+    for mib in range(1, size_mib + 1):
+        ctx.check_canceled()
+        digest.update(block)
+        if mib % 8 == 0 or mib == size_mib:
+            ctx.progress(100 * mib / size_mib, f"{mib} of {size_mib} MiB")
+    target = f"{source.rsplit('.', 1)[0]}.{format}"
+    ctx.log(f"wrote {target}")
+    return {"target": target, "sha256": digest.hexdigest()}
+
+
+@app.operation("flaky", max_attempts=3, retry_backoff=0.2, retry_backoff_max=2.0)
+def flaky(
+    ctx: Context,
+    failures: Annotated[int, Field(ge=0, le=10, description="Attempts that fail first.")] = 2,
+) -> dict[str, Any]:
+    """Fails its first ``failures`` attempts, then succeeds: shows retries with backoff."""
+    if ctx.attempt <= failures:
+        ctx.log(f"attempt {ctx.attempt}: the mirror did not answer", "warning")
+        raise ConnectionError(f"attempt {ctx.attempt}: mirror.example.org timed out")
+    ctx.log(f"attempt {ctx.attempt}: done")
+    return {"attempts": ctx.attempt}

@@ -1,0 +1,310 @@
+"""The in-memory backend: a test double that imitates the SQLite database.
+
+Like procrastinate's ``InMemoryConnector``, it has one Python function per named query
+(`taskgate.storage.memory_queries`, with the names of ``sql/sqlite.sql``) and answers
+with the rows SQLite would give: every column of the table in table order, JSON columns
+as text, times as float epoch seconds, integers for booleans. It enforces what the
+schema enforces (``NOT NULL``, the unique ``upid`` and ``(tenant, idempotency_key)``;
+``ON CONFLICT DO NOTHING`` then returns no row) and each conditional update tests
+exactly what the SQL's ``WHERE`` tests, with SQL's NULL rules. It decides nothing:
+domain rules stay in `TaskService`, so a test that passes here tests the service, not
+this double.
+
+A batch is atomic: every change is journaled and undone if a step fails. Each call
+yields to the event loop once before it runs, so concurrent callers interleave between
+statements as they would against a database, never inside one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from taskgate.errors import ConfigurationError, StorageError, StorageUnavailable
+from taskgate.storage import migrations
+from taskgate.storage.connector import Listener, Params, Row, Step
+from taskgate.storage.memory_queries import (
+    COMPOSED,
+    FRAGMENTS,
+    QUERIES,
+    WRITES,
+    Bound,
+    Statement,
+    affinity,
+)
+
+Column = tuple[str, str, bool, Any]
+"""(name, type affinity, NOT NULL, default), as ``PRAGMA table_info`` gives them."""
+
+# The tables of sql/migrations/sqlite/*.sql, in column order. A unit test compares them
+# with the schema the migrations build, so they cannot drift apart.
+TASK_COLUMNS: tuple[Column, ...] = (
+    ("id", "TEXT", False, None),
+    ("upid", "TEXT", True, None),
+    ("type", "TEXT", True, None),
+    ("object_id", "TEXT", False, None),
+    ("tenant", "TEXT", True, None),
+    ("user_name", "TEXT", True, None),
+    ("node", "TEXT", False, None),
+    ("worker", "TEXT", False, None),
+    ("state", "TEXT", True, None),
+    ("detailed_state", "TEXT", False, None),
+    ("progress", "REAL", False, None),
+    ("progress_detail", "TEXT", False, None),
+    ("message", "TEXT", False, None),
+    ("params", "TEXT", True, None),
+    ("result", "TEXT", False, None),
+    ("error", "TEXT", False, None),
+    ("warnings", "INTEGER", True, 0),
+    ("created_resources", "TEXT", False, None),
+    ("attempt", "INTEGER", True, 0),
+    ("max_attempts", "INTEGER", True, 1),
+    ("timeout", "REAL", False, None),
+    ("retry_on_worker_loss", "INTEGER", True, 0),
+    ("cancel_requested_at", "REAL", False, None),
+    ("cancel_attempts", "INTEGER", True, 0),
+    ("priority", "INTEGER", True, 0),
+    ("idempotency_key", "TEXT", False, None),
+    ("request_fingerprint", "TEXT", False, None),
+    ("request_id", "TEXT", False, None),
+    ("group_id", "TEXT", False, None),
+    ("parent_id", "TEXT", False, None),
+    ("schedule_id", "TEXT", False, None),
+    ("labels", "TEXT", False, None),
+    ("acknowledged_at", "REAL", False, None),
+    ("acknowledged_by", "TEXT", False, None),
+    ("created_at", "REAL", True, None),
+    ("scheduled_at", "REAL", False, None),
+    ("started_at", "REAL", False, None),
+    ("updated_at", "REAL", True, None),
+    ("finished_at", "REAL", False, None),
+    ("lease_expires_at", "REAL", False, None),
+    ("due_at", "REAL", False, None),
+    ("archived", "INTEGER", True, 0),
+    ("log_count", "INTEGER", True, 0),
+    ("version", "INTEGER", True, 1),
+)
+LOG_COLUMNS: tuple[Column, ...] = (
+    ("task_id", "TEXT", True, None),
+    ("n", "INTEGER", True, None),
+    ("ts", "REAL", True, None),
+    ("level", "TEXT", True, None),
+    ("text", "TEXT", True, None),
+)
+WORKER_COLUMNS: tuple[Column, ...] = (
+    ("id", "TEXT", False, None),
+    ("node", "TEXT", True, None),
+    ("pid", "INTEGER", True, None),
+    ("concurrency", "INTEGER", True, None),
+    ("started_at", "REAL", True, None),
+    ("heartbeat_at", "REAL", True, None),
+)
+TABLES: dict[str, tuple[Column, ...]] = {
+    "tasks": TASK_COLUMNS,
+    "task_logs": LOG_COLUMNS,
+    "workers": WORKER_COLUMNS,
+}
+
+
+class MemoryConnector:
+    """Tasks, logs and workers in dictionaries, answering the named queries of SQLite.
+
+    Data lives as long as the object: closing and opening it again is a restart that
+    keeps the store, as reopening a database file would.
+    """
+
+    dialect = "memory"
+
+    def __init__(self, *, apply_migrations: bool = True) -> None:
+        self.apply_migrations = apply_migrations
+        self.tasks: dict[str, Row] = {}
+        self.logs: dict[str, dict[int, Row]] = {}
+        self.workers: dict[str, Row] = {}
+        self.sorted_ids: list[str] = []  # task ids, sorted: ORDER BY id
+        self.upid_index: dict[str, str] = {}
+        self.key_index: dict[tuple[str, str], str] = {}
+        self._version = 0
+        self._open = False
+        self._journal: list[tuple[str, Any, Row | None]] | None = None
+        self._listeners: list[Listener] = []
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._open:
+            return
+        self._open = True
+        if self.apply_migrations:
+            await self.migrate()
+
+    async def close(self) -> None:
+        self._open = False
+
+    async def migrate(self) -> list[str]:
+        """Bring the imitated schema to the newest SQLite migration."""
+        pending = migrations.pending("sqlite", self._version)
+        if pending:
+            self._version = pending[-1].version
+        return [m.name for m in pending]
+
+    async def schema_version(self) -> int:
+        return self._version
+
+    # -- statements ----------------------------------------------------------------
+
+    def _query(self, name: str, fragments: tuple[str, ...]) -> Statement:
+        query = QUERIES.get(name)
+        if query is None:
+            raise ConfigurationError(f"no query named {name!r} for memory")
+        known = FRAGMENTS.get(name)
+        if fragments and known is None:
+            raise ConfigurationError(f"query {name} takes no fragments")
+        for fragment in fragments:
+            if known is None or fragment not in known:
+                raise ConfigurationError(f"query {name} has no fragment {fragment!r}")
+        return query
+
+    def _run(self, name: str, params: Params, fragments: tuple[str, ...]) -> list[Row]:
+        query = self._query(name, fragments)
+        if self._version < 1:
+            raise StorageError("no such table: tasks")
+        p = Bound(name, params)
+        if fragments:
+            return COMPOSED[name](self, p, fragments)
+        return query(self, p)
+
+    async def fetch_one(
+        self, query: str, params: Params, fragments: tuple[str, ...] = ()
+    ) -> Row | None:
+        rows = await self.fetch_all(query, params, fragments)
+        return rows[0] if rows else None
+
+    async def fetch_all(
+        self, query: str, params: Params, fragments: tuple[str, ...] = ()
+    ) -> list[Row]:
+        self._query(query, fragments)
+        if query in WRITES:  # SQLite reads on a query_only connection
+            raise StorageError("attempt to write a readonly database")
+        await asyncio.sleep(0)
+        return self._run(query, params, fragments)
+
+    async def execute(self, query: str, params: Params) -> list[Row]:
+        return (await self.execute_batch([Step(query, params)]))[0]
+
+    async def execute_batch(self, steps: Sequence[Step]) -> list[list[Row]]:
+        if not self._open:
+            raise StorageUnavailable("the memory store is not open")
+        for step in steps:
+            self._query(step.query, step.fragments)  # unknown names fail before any change
+        await asyncio.sleep(0)
+        self._journal = []
+        try:
+            results: list[list[Row]] = []
+            for step in steps:
+                if step.many is not None:
+                    rows: list[Row] = []
+                    for params in step.many:
+                        rows.extend(self._run(step.query, params, step.fragments))
+                    results.append(rows)
+                else:
+                    results.append(self._run(step.query, step.params, step.fragments))
+        except BaseException:
+            journal, self._journal = self._journal, None
+            for table, key, old in reversed(journal):
+                self._store(table, key, old)
+            raise
+        self._journal = None
+        return results
+
+    # -- notifications -----------------------------------------------------------
+
+    async def notify(self, channel: str, payload: str = "") -> None:
+        # Delivered on a later loop turn, as a bus delivers: never inside the caller.
+        asyncio.get_running_loop().call_soon(self._deliver, channel, payload)
+
+    def _deliver(self, channel: str, payload: str) -> None:
+        for listener in list(self._listeners):
+            listener(channel, payload)
+
+    def add_listener(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        with contextlib.suppress(ValueError):
+            self._listeners.remove(listener)
+
+    # -- tables ------------------------------------------------------------------
+
+    def write(self, table: str, key: Any, row: Row | None) -> None:
+        """Replace (or with None, delete) one row, journaled for rollback.
+
+        Rows are never changed in place: the journal keeps the old object.
+        """
+        if self._journal is not None:
+            self._journal.append((table, key, self._current(table, key)))
+        self._store(table, key, row)
+
+    def _current(self, table: str, key: Any) -> Row | None:
+        if table == "tasks":
+            return self.tasks.get(key)
+        if table == "task_logs":
+            return self.logs.get(key[0], {}).get(key[1])
+        return self.workers.get(key)
+
+    def _store(self, table: str, key: Any, row: Row | None) -> None:
+        if table == "tasks":
+            old = self.tasks.get(key)
+            if old is not None:
+                self.upid_index.pop(old["upid"], None)
+                if old["idempotency_key"] is not None:
+                    self.key_index.pop((old["tenant"], old["idempotency_key"]), None)
+            if row is None:
+                if old is not None:
+                    del self.tasks[key]
+                    del self.sorted_ids[bisect.bisect_left(self.sorted_ids, key)]
+                return
+            if old is None:
+                bisect.insort(self.sorted_ids, key)
+            self.tasks[key] = row  # an update keeps its place: dict order is rowid order
+            self.upid_index[row["upid"]] = key
+            if row["idempotency_key"] is not None:
+                self.key_index[(row["tenant"], row["idempotency_key"])] = key
+        elif table == "task_logs":
+            lines = self.logs.setdefault(key[0], {})
+            if row is None:
+                lines.pop(key[1], None)
+                if not lines:
+                    del self.logs[key[0]]
+            else:
+                lines[key[1]] = row
+        elif row is None:
+            self.workers.pop(key, None)
+        else:
+            self.workers[key] = row
+
+    def make_row(self, table: str, values: Mapping[str, Any], base: Row | None = None) -> Row:
+        """A complete row: ``base`` (or the defaults) with ``values`` stored over it."""
+        columns = TABLES[table]
+        row: Row = dict(base) if base is not None else {name: dflt for name, _, _, dflt in columns}
+        for name, kind, notnull, _ in columns:
+            if name in values:
+                row[name] = affinity(kind, values[name])
+            if notnull and row[name] is None:
+                raise StorageError(f"NOT NULL constraint failed: {table}.{name}")
+        return row
+
+    def update_task(self, old: Row, values: Mapping[str, Any]) -> Row:
+        """Store ``old`` with ``values`` over it; return a copy of the new row."""
+        row = self.make_row("tasks", values, old)
+        self.write("tasks", old["id"], row)
+        return dict(row)
+
+    def select_tasks(self, predicate: Callable[[Row], bool]) -> list[Row]:
+        """The tasks ``predicate`` selects, in insertion (rowid) order."""
+        return [row for row in self.tasks.values() if predicate(row)]
+
+
+__all__ = ["FRAGMENTS", "QUERIES", "TABLES", "WRITES", "MemoryConnector"]

@@ -1,0 +1,569 @@
+"""The named queries of ``sql/sqlite.sql``, one Python function each, for `MemoryConnector`.
+
+Each function reads every parameter its SQL binds (so a missing one fails as it does in
+sqlite3), then does what the statement does, with SQL's value rules: ``NULL = x`` is
+never true, ``IS NOT`` treats NULLs as equal, every ``SET`` expression sees the old row.
+The connector stores what they write and undoes it if a later step of the batch fails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from taskgate.errors import StorageError
+from taskgate.storage.connector import Params, Row
+
+if TYPE_CHECKING:
+    from taskgate.storage.memory import MemoryConnector
+
+WAITING = ("queued", "scheduled")
+ACTIVE = ("running", "canceling")
+ENDED = ("succeeded", "failed", "canceled", "timed_out")
+
+Statement = Callable[["MemoryConnector", "Bound"], list[Row]]
+Fragment = Callable[["Bound"], Callable[[Row], bool]]
+
+
+# -- SQL values -------------------------------------------------------------------
+
+
+def affinity(kind: str, value: Any) -> Any:
+    """What SQLite stores for ``value`` in a column of type ``kind``."""
+    if value is None or isinstance(value, bytes):
+        return value
+    if kind == "INTEGER":
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return value
+    if kind == "REAL":
+        return float(value) if isinstance(value, int) else value
+    if kind == "TEXT" and isinstance(value, int | float):
+        return str(value)
+    return value
+
+
+def _eq(a: Any, b: Any) -> bool:
+    """SQL ``a = b``: never true when either side is NULL."""
+    return a is not None and b is not None and a == b
+
+
+def _le(a: Any, b: Any) -> bool:
+    return a is not None and b is not None and a <= b
+
+
+def _lt(a: Any, b: Any) -> bool:
+    return a is not None and b is not None and a < b
+
+
+def _is_not(a: Any, b: Any) -> bool:
+    """SQL ``a IS NOT b``: NULLs compare equal to each other."""
+    if a is None or b is None:
+        return (a is None) != (b is None)
+    return bool(a != b)
+
+
+def _sql_value(value: Any) -> Any:
+    """A JSON value as SQLite's JSON functions hand it to SQL."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, dict | list):
+        return orjson.dumps(value).decode()
+    return value
+
+
+def _json(text: Any) -> Any:
+    try:
+        return orjson.loads(text)
+    except (orjson.JSONDecodeError, TypeError):
+        raise StorageError("malformed JSON") from None
+
+
+def _json_each(text: Any) -> list[tuple[Any, Any]]:
+    """SQLite's ``json_each(text)``: (key, value) per member (a scalar is its own row)."""
+    data = _json(text)
+    if isinstance(data, dict):
+        return [(k, _sql_value(v)) for k, v in data.items()]
+    if isinstance(data, list):
+        return [(i, _sql_value(v)) for i, v in enumerate(data)]
+    return [(None, _sql_value(data))]
+
+
+def _json_extract(text: Any, key: Any) -> Any:
+    """``json_extract(text, '$."key"')``."""
+    if text is None:
+        return None
+    data = _json(text)
+    if not isinstance(data, dict):
+        return None
+    return _sql_value(data.get(str(key)))
+
+
+class Bound:
+    """A statement's parameters, checked as sqlite3 checks them when it binds."""
+
+    __slots__ = ("_data", "_query")
+
+    def __init__(self, query: str, data: Params) -> None:
+        self._query = query
+        self._data = data
+
+    def __getitem__(self, name: str) -> Any:
+        try:
+            value = self._data[name]
+        except KeyError:
+            raise StorageError(
+                f"{self._query}: you did not supply a value for binding parameter :{name}"
+            ) from None
+        if isinstance(value, bool):
+            return int(value)
+        if value is None or isinstance(value, int | float | str | bytes):
+            return value
+        raise StorageError(
+            f"{self._query}: error binding parameter :{name}:"
+            f" type {type(value).__name__!r} is not supported"
+        )
+
+
+def _limit(value: Any) -> int | None:
+    """SQLite's ``LIMIT``: a negative limit means none."""
+    if not isinstance(value, int):
+        raise StorageError("datatype mismatch: LIMIT needs an integer")
+    return None if value < 0 else value
+
+
+# -- the queries of sqlite.sql, one function each ------------------------------------
+
+
+def insert_task(db: MemoryConnector, p: Bound) -> list[Row]:
+    values = {
+        name: p[name]
+        for name in (
+            "id", "upid", "type", "object_id", "tenant", "user_name", "node", "state",
+            "params", "max_attempts", "timeout", "retry_on_worker_loss", "priority",
+            "idempotency_key", "request_fingerprint", "request_id", "group_id",
+            "parent_id", "schedule_id", "labels", "created_at", "scheduled_at", "due_at",
+        )
+    }  # fmt: skip
+    values["attempt"] = 0
+    values["updated_at"] = values["created_at"]
+    row = db.make_row("tasks", values)
+    conflict = (
+        (row["id"] is not None and row["id"] in db.tasks)
+        or row["upid"] in db.upid_index
+        or (
+            row["idempotency_key"] is not None
+            and (row["tenant"], row["idempotency_key"]) in db.key_index
+        )
+    )
+    if conflict:  # ON CONFLICT DO NOTHING
+        return []
+    db.write("tasks", row["id"], row)
+    return [dict(row)]
+
+
+def get_task(db: MemoryConnector, p: Bound) -> list[Row]:
+    row = db.tasks.get(p["id"])
+    return [] if row is None else [dict(row)]
+
+
+def get_task_version(db: MemoryConnector, p: Bound) -> list[Row]:
+    row = db.tasks.get(p["id"])
+    return [] if row is None else [{"version": row["version"], "tenant": row["tenant"]}]
+
+
+def get_task_by_upid(db: MemoryConnector, p: Bound) -> list[Row]:
+    task_id = db.upid_index.get(p["upid"])
+    return [] if task_id is None else [dict(db.tasks[task_id])]
+
+
+def get_task_by_idempotency_key(db: MemoryConnector, p: Bound) -> list[Row]:
+    tenant, key = p["tenant"], p["idempotency_key"]
+    task_id = None if tenant is None or key is None else db.key_index.get((tenant, key))
+    return [] if task_id is None else [dict(db.tasks[task_id])]
+
+
+def _list_tasks(db: MemoryConnector, p: Bound, fragments: tuple[str, ...]) -> list[Row]:
+    tests = [LIST_FRAGMENTS[name](p) for name in fragments]
+    limit = _limit(p["limit"])
+    rows: list[Row] = []
+    for task_id in reversed(db.sorted_ids):  # ORDER BY id DESC
+        if limit is not None and len(rows) >= limit:
+            break
+        row = db.tasks[task_id]
+        if all(test(row) for test in tests):
+            rows.append(dict(row))
+    return rows
+
+
+def list_tasks(db: MemoryConnector, p: Bound) -> list[Row]:
+    return _list_tasks(db, p, ())
+
+
+def _before(p: Bound) -> Callable[[Row], bool]:
+    before = p["before_id"]
+    return lambda row: _lt(row["id"], before)
+
+
+def _since(p: Bound) -> Callable[[Row], bool]:
+    since = p["since_id"]
+    return lambda row: _le(since, row["id"])
+
+
+def _until(p: Bound) -> Callable[[Row], bool]:
+    until = p["until_id"]
+    return lambda row: _lt(row["id"], until)
+
+
+def _tenant(p: Bound) -> Callable[[Row], bool]:
+    tenant = p["tenant"]
+    return lambda row: _eq(row["tenant"], tenant)
+
+
+def _member(column: str, text: Any) -> Callable[[Row], bool]:
+    """``column IN (SELECT value FROM json_each(:text))``, run when a row is first tested
+    (SQLite tests no row, and so reports no malformed JSON, under LIMIT 0)."""
+    wanted: list[Any] | None = None
+
+    def test(row: Row) -> bool:
+        nonlocal wanted
+        if wanted is None:
+            wanted = [v for _, v in _json_each(text) if v is not None]
+        return any(_eq(row[column], v) for v in wanted)
+
+    return test
+
+
+def _states(p: Bound) -> Callable[[Row], bool]:
+    return _member("state", p["states"])
+
+
+def _types(p: Bound) -> Callable[[Row], bool]:
+    return _member("type", p["types"])
+
+
+def _object_id(p: Bound) -> Callable[[Row], bool]:
+    object_id = p["object_id"]
+    return lambda row: _eq(row["object_id"], object_id)
+
+
+def _labels(p: Bound) -> Callable[[Row], bool]:
+    text = p["labels"]
+    return lambda row: (
+        not any(
+            _is_not(_json_extract(row["labels"], key), value) for key, value in _json_each(text)
+        )
+    )
+
+
+LIST_FRAGMENTS: dict[str, Fragment] = {
+    "before": _before,
+    "since": _since,
+    "until": _until,
+    "tenant": _tenant,
+    "states": _states,
+    "types": _types,
+    "object_id": _object_id,
+    "labels": _labels,
+}
+
+
+def get_log(db: MemoryConnector, p: Bound) -> list[Row]:
+    task_id, start, limit = p["task_id"], p["start"], _limit(p["limit"])
+    lines = db.logs.get(task_id, {})
+    chosen = sorted(n for n in lines if _lt(start, n))
+    if limit is not None:
+        chosen = chosen[:limit]
+    return [{k: lines[n][k] for k in ("n", "ts", "level", "text")} for n in chosen]
+
+
+def claim_tasks(db: MemoryConnector, p: Bound) -> list[Row]:
+    worker, now, lease, limit = p["worker"], p["now"], p["lease_expires_at"], _limit(p["limit"])
+    due = db.select_tasks(lambda r: r["state"] in WAITING and _le(r["due_at"], now))
+    due.sort(key=lambda r: (-r["priority"], r["due_at"]))  # stable: ties in rowid order
+    if limit is not None:
+        due = due[:limit]
+    return [
+        db.update_task(
+            old,
+            {
+                "state": "running",
+                "worker": worker,
+                "attempt": old["attempt"] + 1,
+                "started_at": now,
+                "lease_expires_at": lease,
+                "due_at": None,
+                "updated_at": now,
+                "version": old["version"] + 1,
+            },
+        )
+        for old in due
+    ]
+
+
+def next_due_at(db: MemoryConnector, p: Bound) -> list[Row]:
+    due = [r["due_at"] for r in db.tasks.values() if r["state"] in WAITING]
+    known = [d for d in due if d is not None]
+    return [{"due_at": min(known) if known else None}]
+
+
+def renew_leases(db: MemoryConnector, p: Bound) -> list[Row]:
+    worker, lease = p["worker"], p["lease_expires_at"]
+    for old in db.select_tasks(lambda r: _eq(r["worker"], worker) and r["state"] in ACTIVE):
+        db.update_task(old, {"lease_expires_at": lease})
+    return []
+
+
+def upsert_worker(db: MemoryConnector, p: Bound) -> list[Row]:
+    worker_id, node, pid, concurrency, now = (
+        p["id"], p["node"], p["pid"], p["concurrency"], p["now"]
+    )  # fmt: skip
+    old = db.workers.get(worker_id)
+    if old is None:
+        values = {
+            "id": worker_id,
+            "node": node,
+            "pid": pid,
+            "concurrency": concurrency,
+            "started_at": now,
+            "heartbeat_at": now,
+        }
+        db.write("workers", worker_id, db.make_row("workers", values))
+    else:  # ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at
+        db.write("workers", worker_id, db.make_row("workers", {"heartbeat_at": now}, old))
+    return []
+
+
+def delete_worker(db: MemoryConnector, p: Bound) -> list[Row]:
+    worker_id = p["id"]
+    if worker_id in db.workers:
+        db.write("workers", worker_id, None)
+    return []
+
+
+def list_workers(db: MemoryConnector, p: Bound) -> list[Row]:
+    return [dict(r) for r in sorted(db.workers.values(), key=lambda r: r["started_at"])]
+
+
+def expire_worker_leases(db: MemoryConnector, p: Bound) -> list[Row]:
+    worker, now = p["worker"], p["now"]
+    for old in db.select_tasks(lambda r: _eq(r["worker"], worker) and r["state"] in ACTIVE):
+        db.update_task(old, {"lease_expires_at": now})
+    return []
+
+
+def recover_lost_tasks(db: MemoryConnector, p: Bound) -> list[Row]:
+    now, error = p["now"], p["error"]
+    lost = db.select_tasks(lambda r: r["state"] in ACTIVE and _lt(r["lease_expires_at"], now))
+    changed = []
+    for old in lost:
+        canceling = old["state"] == "canceling"
+        requeue = bool(old["retry_on_worker_loss"]) and _lt(old["attempt"], old["max_attempts"])
+        values = {
+            "state": "canceled" if canceling else "queued" if requeue else "failed",
+            "error": None if canceling else old["error"] if requeue else error,
+            "due_at": now if not canceling and requeue else None,
+            "finished_at": None if not canceling and requeue else now,
+            "lease_expires_at": None,
+            "updated_at": now,
+            "version": old["version"] + 1,
+        }
+        changed.append(db.update_task(old, values))
+    return changed
+
+
+def request_cancel(db: MemoryConnector, p: Bound) -> list[Row]:
+    task_id, now = p["id"], p["now"]
+    old = db.tasks.get(task_id)
+    if old is None or old["state"] not in (*WAITING, *ACTIVE):
+        return []
+    waiting = old["state"] in WAITING
+    values = {
+        "state": "canceled" if waiting else "canceling",
+        "finished_at": now if waiting else None,
+        "due_at": None,
+        "cancel_requested_at": (
+            old["cancel_requested_at"] if old["cancel_requested_at"] is not None else now
+        ),
+        "cancel_attempts": old["cancel_attempts"] + 1,
+        "updated_at": now,
+        "version": old["version"] + 1,
+    }
+    return [db.update_task(old, values)]
+
+
+def _held(db: MemoryConnector, p: Bound, states: Iterable[str]) -> Row | None:
+    """The task ``:id`` if attempt ``:attempt`` of ``:worker`` holds it in ``states``."""
+    task_id, worker, attempt = p["id"], p["worker"], p["attempt"]
+    old = db.tasks.get(task_id)
+    if (
+        old is None
+        or not _eq(old["worker"], worker)
+        or not _eq(old["attempt"], attempt)
+        or old["state"] not in states
+    ):
+        return None
+    return old
+
+
+def finish_task(db: MemoryConnector, p: Bound) -> list[Row]:
+    state, result, error, message, now = (
+        p["state"], p["result"], p["error"], p["message"], p["now"]
+    )  # fmt: skip
+    old = _held(db, p, ACTIVE)
+    if old is None:
+        return []
+    values = {
+        "state": state,
+        "result": result,
+        "error": error,
+        "message": message if message is not None else old["message"],
+        "progress": 100.0 if _eq(state, "succeeded") else old["progress"],
+        "finished_at": now,
+        "lease_expires_at": None,
+        "updated_at": now,
+        "version": old["version"] + 1,
+    }
+    return [db.update_task(old, values)]
+
+
+def retry_task(db: MemoryConnector, p: Bound) -> list[Row]:
+    due_at, error, now = p["due_at"], p["error"], p["now"]
+    old = _held(db, p, ("running",))
+    if old is None:
+        return []
+    later = _lt(now, due_at)
+    values = {
+        "state": "scheduled" if later else "queued",
+        "scheduled_at": due_at if later else old["scheduled_at"],
+        "due_at": due_at,
+        "error": error,
+        "lease_expires_at": None,
+        "updated_at": now,
+        "version": old["version"] + 1,
+    }
+    return [db.update_task(old, values)]
+
+
+def update_progress(db: MemoryConnector, p: Bound) -> list[Row]:
+    reported = {
+        name: p[name]
+        for name in (
+            "progress", "progress_detail", "message", "detailed_state", "created_resources"
+        )
+    }  # fmt: skip
+    warnings, now = p["warnings"], p["now"]
+    old = _held(db, p, ACTIVE)
+    if old is None:
+        return []
+    values = {name: old[name] if new is None else new for name, new in reported.items()}
+    values["warnings"] = None if warnings is None else old["warnings"] + warnings
+    values["updated_at"] = now
+    values["version"] = old["version"] + 1
+    db.update_task(old, values)
+    return []
+
+
+def reserve_log_lines(db: MemoryConnector, p: Bound) -> list[Row]:
+    task_id, count, now = p["task_id"], p["count"], p["now"]
+    old = db.tasks.get(task_id)
+    if old is None:
+        return []
+    values = {
+        "log_count": None if count is None else old["log_count"] + count,
+        "updated_at": now,
+        "version": old["version"] + 1,
+    }
+    row = db.update_task(old, values)
+    return [{"log_count": row["log_count"]}]
+
+
+def append_log_line(db: MemoryConnector, p: Bound) -> list[Row]:
+    task_id, count, i, ts, level, text = (
+        p["task_id"], p["count"], p["i"], p["ts"], p["level"], p["text"]
+    )  # fmt: skip
+    task = db.tasks.get(task_id)
+    n = None
+    if task is not None and count is not None and i is not None:
+        n = task["log_count"] - count + i
+    row = db.make_row(
+        "task_logs", {"task_id": task_id, "n": n, "ts": ts, "level": level, "text": text}
+    )
+    if row["n"] in db.logs.get(row["task_id"], {}):
+        raise StorageError("UNIQUE constraint failed: task_logs.task_id, task_logs.n")
+    db.write("task_logs", (row["task_id"], row["n"]), row)
+    return []
+
+
+def delete_task(db: MemoryConnector, p: Bound) -> list[Row]:
+    task_id = p["id"]
+    old = db.tasks.get(task_id)
+    if old is None or old["state"] not in ENDED:
+        return []
+    db.write("tasks", task_id, None)
+    return [{"id": task_id}]
+
+
+def delete_task_log(db: MemoryConnector, p: Bound) -> list[Row]:
+    task_id = p["id"]
+    if task_id in db.tasks:  # AND NOT EXISTS (SELECT 1 FROM tasks WHERE id = :id)
+        return []
+    for n in list(db.logs.get(task_id, {})):
+        db.write("task_logs", (task_id, n), None)
+    return []
+
+
+QUERIES: dict[str, Statement] = {
+    fn.__name__: fn
+    for fn in (
+        insert_task,
+        get_task,
+        get_task_version,
+        get_task_by_upid,
+        get_task_by_idempotency_key,
+        list_tasks,
+        get_log,
+        claim_tasks,
+        next_due_at,
+        renew_leases,
+        upsert_worker,
+        delete_worker,
+        list_workers,
+        expire_worker_leases,
+        recover_lost_tasks,
+        request_cancel,
+        finish_task,
+        retry_task,
+        update_progress,
+        reserve_log_lines,
+        append_log_line,
+        delete_task,
+        delete_task_log,
+    )
+}
+"""Every named query, by the name it has in ``sql/sqlite.sql``."""
+
+FRAGMENTS: dict[str, dict[str, Fragment]] = {"list_tasks": LIST_FRAGMENTS}
+"""The optional ``WHERE`` fragments of the composed queries."""
+COMPOSED: dict[str, Callable[[MemoryConnector, Bound, tuple[str, ...]], list[Row]]] = {
+    "list_tasks": _list_tasks
+}
+
+READS = frozenset(
+    {
+        "get_task",
+        "get_task_version",
+        "get_task_by_upid",
+        "get_task_by_idempotency_key",
+        "list_tasks",
+        "get_log",
+        "next_due_at",
+        "list_workers",
+    }
+)
+WRITES = frozenset(QUERIES) - READS
+"""The statements a read-only connection refuses (SQLite's are ``query_only``)."""
+
+__all__ = ["COMPOSED", "FRAGMENTS", "QUERIES", "WRITES", "Bound", "affinity"]

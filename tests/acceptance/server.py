@@ -1,0 +1,226 @@
+"""A real ``taskgate serve`` subprocess, and how a test follows tasks through it.
+
+`Server` starts ``python -m taskgate serve tests.acceptance.app:app`` on a free port
+(``--port 0``; the port is read from the banner serve prints) with a SQLite file, two
+workers and short lease, heartbeat and reaper intervals so that recovery is quick. Its
+output goes to a log file that is printed when a test fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[2]
+APP = "tests.acceptance.app:app"
+LEASE = 2.0
+"""Seconds: a dead or frozen worker's tasks are recovered within about this."""
+TERMINAL = {"succeeded", "failed", "canceled", "timed_out"}
+_API = re.compile(r"API:\s+(http://\S+?)/v1\b")
+
+SETTINGS_ENV = {
+    "TASKGATE_LEASE": str(LEASE),
+    "TASKGATE_HEARTBEAT_INTERVAL": "0.5",
+    "TASKGATE_REAPER_INTERVAL": "0.5",
+    "TASKGATE_POLL_INTERVAL": "0.5",
+    "TASKGATE_CANCEL_GRACE": "1",
+    "TASKGATE_SHUTDOWN_GRACE": "3",
+    "TASKGATE_MAX_BODY_SIZE": "65536",
+    "TASKGATE_LOG_LEVEL": "info",
+}
+
+
+class Server:
+    """One ``taskgate serve`` process tree, started and stopped by a test."""
+
+    def __init__(self, database: Path, log_dir: Path, *, workers: int = 2) -> None:
+        self.database = database
+        self.log_dir = log_dir
+        self.workers = workers
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.url = ""
+        self.log_path = log_dir / "serve-0.log"
+        self._runs = 0
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    def start(self, timeout: float = 60.0) -> Server:
+        self.log_path = self.log_dir / f"serve-{self._runs}.log"
+        self._runs += 1
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TASKGATE_")}
+        env.update(SETTINGS_ENV)
+        argv = [
+            sys.executable,
+            "-m",
+            "taskgate",
+            "serve",
+            APP,
+            "--port",
+            "0",
+            "--db",
+            f"sqlite:///{self.database}",
+            "--workers",
+            str(self.workers),
+        ]
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen(
+                argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + timeout
+        while not (m := _API.search(self.log_text())):
+            if self.proc.poll() is not None:
+                raise AssertionError(
+                    f"serve exited with {self.proc.returncode}:\n{self.log_text()}"
+                )
+            if time.monotonic() > deadline:
+                raise AssertionError(f"serve did not start:\n{self.log_text()}")
+            time.sleep(0.05)
+        self.url = m.group(1)
+        with httpx.Client(base_url=self.url, timeout=5) as client:
+            while client.get("/readyz").status_code != 200:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"serve never got ready:\n{self.log_text()}")
+                time.sleep(0.05)
+        return self
+
+    def stop(self, timeout: float = 60.0) -> int:
+        """SIGTERM, as an init system would; SIGKILL everything if it does not end."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.crash()
+                raise AssertionError(f"serve did not stop on SIGTERM:\n{self.log_text()}") from None
+        return self.proc.returncode
+
+    def crash(self) -> None:
+        """``kill -9`` of serve and every process under it, all frozen first so that none
+        of them notices the others dying (as in a power cut)."""
+        assert self.proc is not None
+        tree = [self.proc.pid, *descendants(self.proc.pid)]
+        for pid in tree:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+        for pid in tree:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.proc.wait(30)
+        deadline = time.monotonic() + 30
+        while any(alive(pid) for pid in tree):
+            assert time.monotonic() < deadline, "processes survived SIGKILL"
+            time.sleep(0.02)
+
+    # -- looking at it ----------------------------------------------------------------
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def worker_pids(self) -> list[int]:
+        """The worker processes serve runs now (its direct children)."""
+        assert self.proc is not None
+        return sorted(children(self.proc.pid))
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30)
+
+
+# -- processes ----------------------------------------------------------------------
+
+
+def _parent_of(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # the command name (field 2) is in parentheses and may hold spaces
+    fields = stat[stat.rindex(")") + 2 :].split()
+    if fields[0] == "Z":  # a zombie is already dead
+        return None
+    return int(fields[1])
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and _parent_of(int(entry.name)) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def descendants(pid: int) -> list[int]:
+    result: list[int] = []
+    todo = [pid]
+    while todo:
+        for child in children(todo.pop()):
+            result.append(child)
+            todo.append(child)
+    return result
+
+
+def alive(pid: int) -> bool:
+    return _parent_of(pid) is not None
+
+
+def worker_pid(task: dict[str, Any]) -> int:
+    """The pid in a task's ``worker`` field: serve names its workers ``<node>-w<n>-<pid>``."""
+    worker = task["worker"]
+    assert isinstance(worker, str), task
+    return int(worker.rsplit("-", 1)[1])
+
+
+# -- following tasks ----------------------------------------------------------------
+
+
+def submit(client: httpx.Client, operation: str, params: Any = None, **query: Any) -> str:
+    response = client.post(f"/v1/operations/{operation}", json=params or {}, params=query)
+    assert response.status_code == 202, response.text
+    task_id: str = response.json()["id"]
+    return task_id
+
+
+def wait_until(
+    client: httpx.Client, task_id: str, states: set[str], timeout: float = 60.0
+) -> dict[str, Any]:
+    """Follow the task with ``?wait=`` long polls until it is in one of ``states``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        response = client.get(f"/v1/tasks/{task_id}", params={"wait": 5})
+        assert response.status_code == 200, response.text
+        task: dict[str, Any] = response.json()
+        if task["state"] in states:
+            return task
+        if task["state"] in TERMINAL:
+            raise AssertionError(f"task ended {task['state']}, not {states}: {task}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"task still {task['state']} after {timeout} s: {task}")
+
+
+def wait_ended(client: httpx.Client, task_id: str, timeout: float = 60.0) -> dict[str, Any]:
+    return wait_until(client, task_id, TERMINAL, timeout)
+
+
+def log_lines(client: httpx.Client, task_id: str) -> list[str]:
+    response = client.get(f"/v1/tasks/{task_id}/log", params={"limit": 1000})
+    assert response.status_code == 200, response.text
+    return [line["t"] for line in response.json()["lines"]]
+
+
+def active_tasks(client: httpx.Client) -> list[dict[str, Any]]:
+    response = client.get("/v1/tasks", params={"state": "running,canceling", "limit": 500})
+    assert response.status_code == 200, response.text
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items
