@@ -80,7 +80,7 @@ def generate(db: Path, count: int, seed: int = 7) -> list[str]:
                 f"{type_}:{vmid}:root@pam:",
                 type_,
                 str(vmid),
-                f"tenant{i % 10}",
+                "default",
                 "root@pam",
                 "pve1",
                 "pve1-123-ab",
