@@ -26,6 +26,8 @@ async def test_failure_keeps_the_error_and_its_traceback(
     assert done.error.traceback is not None
     assert "raise ValueError(message)" in done.error.traceback
     assert "Traceback (most recent call last)" in done.error.traceback
+    # it starts at the handler: the runtime's own frames are left out
+    assert "taskgate/runtime" not in done.error.traceback
     page = await service.log(task.id)
     assert [(line.t, line.level) for line in page.lines] == [
         ("about to fail", "info"),

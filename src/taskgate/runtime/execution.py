@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import traceback
 from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
 from typing import Any, Literal
 
 import orjson
@@ -85,13 +87,25 @@ def raised(exc: BaseException) -> Outcome:
     )
 
 
+_RUNTIME_DIR = str(Path(__file__).resolve().parent)
+
+
 def error_info(exc: BaseException, *, with_traceback: bool = True) -> ErrorInfo:
-    """``ErrorInfo`` of an exception: its qualified name, its text, its traceback."""
-    return ErrorInfo(
-        type=type(exc).__qualname__,
-        message=str(exc),
-        traceback="".join(traceback.format_exception(exc)) if with_traceback else None,
-    )
+    """``ErrorInfo`` of an exception: its qualified name, its text, its traceback.
+
+    The traceback starts at the handler: the runtime's own calling frames are left out.
+    """
+    text = None
+    if with_traceback:
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_next is not None and _is_runtime(tb):
+            tb = tb.tb_next
+        text = "".join(traceback.format_exception(type(exc), exc, tb))
+    return ErrorInfo(type=type(exc).__qualname__, message=str(exc), traceback=text)
+
+
+def _is_runtime(tb: TracebackType) -> bool:
+    return tb.tb_frame.f_code.co_filename.startswith(_RUNTIME_DIR)
 
 
 def forced(note: str) -> Outcome:
