@@ -13,6 +13,8 @@ on it besides).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import itertools
 import os
 import re
@@ -22,8 +24,9 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
-from taskgate.errors import InvalidId
+from taskgate.errors import InvalidFilter, InvalidId
 
 # -- UUIDv7 (RFC 9562 §5.7), monotonic within a process ---------------------------------
 
@@ -77,6 +80,28 @@ def parse_task_id(value: str) -> str:
 def uuid7_time(task_id: str) -> float:
     """The creation time, in epoch seconds, embedded in a UUIDv7 task id."""
     return (uuid.UUID(task_id).int >> 80) / 1000
+
+
+def uuid7_floor(moment: datetime) -> str:
+    """The smallest UUIDv7 of the millisecond ``moment`` falls in: ids are time-ordered,
+    so a creation-time bound is an id bound on the primary key."""
+    if moment.tzinfo is None:
+        raise InvalidFilter("times need a time zone (e.g. a trailing Z)")
+    ms = max(int(moment.timestamp() * 1000), 0) & 0xFFFF_FFFF_FFFF
+    return str(uuid.UUID(int=ms << 80 | 0x7 << 76 | 0b10 << 62))
+
+
+def encode_cursor(task_id: str) -> str:
+    """An opaque list cursor: the last task id of a page, base64url."""
+    return base64.urlsafe_b64encode(uuid.UUID(task_id).bytes).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        return str(uuid.UUID(bytes=raw))
+    except (ValueError, binascii.Error):
+        raise InvalidFilter("cursor is not one this server gave out") from None
 
 
 # -- UPID ------------------------------------------------------------------------------

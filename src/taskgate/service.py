@@ -7,12 +7,9 @@ Domain rules live here and in `taskgate.model`; the connector runs named stateme
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import builtins
 import hashlib
 import time
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,7 +25,14 @@ from taskgate.errors import (
     InvalidRequest,
     TaskNotFound,
 )
-from taskgate.ids import UpidFactory, new_task_id, parse_task_id
+from taskgate.ids import (
+    UpidFactory,
+    decode_cursor,
+    encode_cursor,
+    new_task_id,
+    parse_task_id,
+    uuid7_floor,
+)
 from taskgate.model import (
     LOG_LEVELS,
     TERMINAL,
@@ -43,7 +47,7 @@ from taskgate.model import (
     epoch,
 )
 from taskgate.storage.connector import CHANNEL_CHANGED, CHANNEL_DUE, Connector, Row, Step
-from taskgate.storage.rows import dumps, task_from_row
+from taskgate.storage.rows import as_datetime, dumps, task_from_row
 
 MAX_PAGE = 500
 MAX_LOG_PAGE = 5000
@@ -283,10 +287,10 @@ class TaskService:
             params["before_id"] = decode_cursor(cursor)
             fragments.append("before")
         if filter.created_since is not None:
-            params["since_id"] = _id_floor(filter.created_since)
+            params["since_id"] = uuid7_floor(filter.created_since)
             fragments.append("since")
         if filter.created_until is not None:
-            params["until_id"] = _id_floor(filter.created_until)
+            params["until_id"] = uuid7_floor(filter.created_until)
             fragments.append("until")
         if filter.tenant is not None:
             params["tenant"] = filter.tenant
@@ -323,7 +327,7 @@ class TaskService:
             "get_log", {"task_id": task.id, "start": start, "limit": limit}
         )
         lines = [
-            LogLine(n=r["n"], t=r["text"], ts=_as_datetime(r["ts"]), level=r["level"]) for r in rows
+            LogLine(n=r["n"], t=r["text"], ts=as_datetime(r["ts"]), level=r["level"]) for r in rows
         ]
         return LogPage(lines, task.log_count)
 
@@ -599,26 +603,6 @@ class TaskService:
 # -- helpers ----------------------------------------------------------------------
 
 
-def encode_cursor(task_id: str) -> str:
-    return base64.urlsafe_b64encode(uuid.UUID(task_id).bytes).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> str:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        return str(uuid.UUID(bytes=raw))
-    except (ValueError, binascii.Error):
-        raise InvalidFilter("cursor is not one this server gave out") from None
-
-
-def _id_floor(moment: datetime) -> str:
-    """The smallest UUIDv7 of the millisecond ``moment`` falls in."""
-    if moment.tzinfo is None:
-        raise InvalidFilter("times need a time zone (e.g. a trailing Z)")
-    ms = max(int(moment.timestamp() * 1000), 0) & 0xFFFF_FFFF_FFFF
-    return str(uuid.UUID(int=ms << 80 | 0x7 << 76 | 0b10 << 62))
-
-
 def _fingerprint(type: str, params: Mapping[str, Any], object_id: str | None) -> str:
     data = orjson.dumps([type, params, object_id], option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(data).hexdigest()
@@ -637,16 +621,6 @@ def _label_key_ok(key: str) -> bool:
 
 def _dumps_or_none(value: Any) -> str | None:
     return None if value is None else dumps(value)
-
-
-def _as_datetime(value: Any) -> datetime:
-    if isinstance(value, datetime):
-        return value
-    from taskgate.model import utc
-
-    result = utc(float(value))
-    assert result is not None
-    return result
 
 
 __all__ = ["NewLogLine", "Progress", "Submission", "TaskService", "epoch"]

@@ -29,6 +29,13 @@ def _time(value: Any) -> datetime | None:
     return datetime.fromtimestamp(value, UTC)
 
 
+def as_datetime(value: Any) -> datetime:
+    """A stored time (epoch seconds or a datetime) as an aware datetime."""
+    result = _time(value)
+    assert result is not None
+    return result
+
+
 def task_from_row(row: Row) -> Task:
     error = _json(row["error"])
     created = _time(row["created_at"])
