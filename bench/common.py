@@ -61,9 +61,15 @@ def summary_ms(values: Sequence[float]) -> str:
 
 @contextlib.contextmanager
 def serve(
-    db: Path, *, workers: int, app: str = "bench.app:app", extra: Sequence[str] = ()
+    db: Path,
+    *,
+    workers: int,
+    app: str = "bench.app:app",
+    extra: Sequence[str] = (),
+    pids: list[int] | None = None,
 ) -> Iterator[str]:
-    """Run `taskgate serve` as a user would; yield its base URL."""
+    """Run `taskgate serve` as a user would; yield its base URL. ``pids``, if given,
+    receives the server's process id (to read its memory, say)."""
     port = free_port()
     env = dict(os.environ, PYTHONPATH=str(ROOT), TASKGATE_LOG_LEVEL="warning")
     cmd = [
@@ -78,12 +84,17 @@ def serve(
         str(port),
         "--workers",
         str(workers),
+        # The benchmarks measure the task paths, not API keys: a checked key is served
+        # from an in-process cache (one SHA-256 per request), so auth is off here.
+        "--no-auth",
         *extra,
     ]
     proc = subprocess.Popen(
         cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, start_new_session=True
     )
     base = f"http://127.0.0.1:{port}"
+    if pids is not None:
+        pids.append(proc.pid)
     try:
         deadline = time.monotonic() + 30
         while True:

@@ -1,4 +1,4 @@
-"""W2: one task at a time on idle workers."""
+"""W2: one task at a time on idle workers (Python API, raw HTTP, and the SDK)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import orjson
 
 from bench.app import app
 from bench.common import RawClient, pct, serve, summary_ms
+from taskgate.client import Client
 from taskgate.service import TaskService
 from taskgate.storage import connect
 
@@ -54,6 +55,20 @@ async def submit_to_result(base: str, samples: int) -> list[float]:
     return latencies
 
 
+def sdk_round_trip(base: str, samples: int) -> list[float]:
+    """Through the SDK, as a user would: ``client.submit`` then ``client.wait`` (its
+    ``?wait`` long poll), on one keep-alive connection."""
+    latencies = []
+    with Client(base) as client:
+        client.wait(client.submit("stamp"))  # open the connection first
+        for _ in range(samples):
+            t0 = time.perf_counter()
+            client.wait(client.submit("stamp"))
+            latencies.append(time.perf_counter() - t0)
+            time.sleep(0.01)  # idle workers again
+    return latencies
+
+
 def run(workdir: Path, samples: int = 300) -> dict[str, float]:
     db = workdir / "w2.db"
     with serve(db, workers=2) as base:
@@ -61,8 +76,11 @@ def run(workdir: Path, samples: int = 300) -> dict[str, float]:
         print(f"  W2 submit -> handler start: {summary_ms(start)}")
         result = asyncio.run(submit_to_result(base, samples))
         print(f"  W2 submit -> result seen with ?wait: {summary_ms(result)}")
+        sdk = sdk_round_trip(base, samples)
+        print(f"  W2 SDK client.submit + client.wait: {summary_ms(sdk)}")
     return {
         "start_p50_ms": pct(start, 50) * 1000,
         "start_p99_ms": pct(start, 99) * 1000,
         "result_p50_ms": pct(result, 50) * 1000,
+        "sdk_p50_ms": pct(sdk, 50) * 1000,
     }

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import history, latency, reads, throughput
+from bench import history, latency, reads, throughput, waiters
 from bench.common import machine
 
 Target = tuple[str, str, Callable[[dict[str, float]], float], str, float]
@@ -27,10 +27,17 @@ TARGETS: dict[str, list[tuple[str, Callable[[dict[str, float]], float], str, flo
         ("submit -> start p50 (ms)", lambda r: r["start_p50_ms"], "<=", 2),
         ("submit -> start p99 (ms)", lambda r: r["start_p99_ms"], "<=", 10),
         ("submit -> result via ?wait p50 (ms)", lambda r: r["result_p50_ms"], "<=", 5),
+        ("SDK client.submit + client.wait p50 (ms)", lambda r: r["sdk_p50_ms"], "<=", 5),
     ],
     "w3": [
         ("GET task req/s / bare ASGI req/s", lambda r: r["ratio"], ">=", 0.4),
         ("GET task p99 (ms)", lambda r: r["p99_ms"], "<=", 20),
+    ],
+    "w4": [
+        ("10k waiters: every answer within (max ms)", lambda r: r["max_ms"], "<=", 1000),
+        ("10k waiters: answer p50 (ms)", lambda r: r["p50_ms"], "info", 0),
+        ("10k waiters: answer p99 (ms)", lambda r: r["p99_ms"], "info", 0),
+        ("10k waiters: API process peak RSS (MB)", lambda r: r["rss_mb"], "<=", 300),
     ],
     "w5": [
         ("get-by-id p99 (ms), store", lambda r: r["get_p99_ms"], "<=", 2),
@@ -45,6 +52,7 @@ WORKLOADS: dict[str, Callable[[Path], dict[str, float]]] = {
     "w1": throughput.run,
     "w2": latency.run,
     "w3": reads.run,
+    "w4": waiters.run,
     "w5": history.run,
 }
 

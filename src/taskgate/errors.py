@@ -8,7 +8,10 @@
     │   └── InvalidId             a task id is not a UUID (400)
     ├── NotFound                  (404)
     │   ├── TaskNotFound
-    │   └── OperationNotFound
+    │   ├── OperationNotFound
+    │   └── KeyNotFound           no API key with this id
+    ├── AuthenticationFailed      no API key, or a malformed, unknown, revoked or expired one (401)
+    ├── PermissionDenied          the API key's role does not allow the action (403)
     ├── Conflict                  the task is in a state that forbids the action (409)
     │   └── IdempotencyConflict   the same Idempotency-Key was used for another request (422)
     ├── StorageError              the store failed; driver errors are translated into this
@@ -90,6 +93,31 @@ class OperationNotFound(NotFound):
     """No such operation."""
 
     title = "Operation not found"
+
+
+class KeyNotFound(NotFound):
+    """No such API key."""
+
+    title = "API key not found"
+
+
+class AuthenticationFailed(TaskgateError):
+    """A valid API key is required."""
+
+    status = 401
+    title = "Unauthorized"
+
+    def __init__(self, message: str | None = None, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        """Why: ``missing``, ``malformed``, ``unknown``, ``revoked`` or ``expired``."""
+
+
+class PermissionDenied(TaskgateError):
+    """This API key's role does not allow this."""
+
+    status = 403
+    title = "Forbidden"
 
 
 class Conflict(TaskgateError):

@@ -104,6 +104,28 @@ def decode_cursor(cursor: str) -> str:
         raise InvalidFilter("cursor is not one this server gave out") from None
 
 
+_EVENT_ID = re.compile(r"^[A-Za-z0-9_-]{32}\Z")
+
+
+def encode_change_cursor(micros: int, task_id: str) -> str:
+    """An opaque events-stream position: when a task last changed (microseconds since
+    the epoch) and its id, as 32 base64url characters."""
+    raw = (micros & 0xFFFF_FFFF_FFFF_FFFF).to_bytes(8, "big") + uuid.UUID(task_id).bytes
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def decode_change_cursor(cursor: str) -> tuple[int, str]:
+    """(microseconds, task id) of a position from `encode_change_cursor`; `ValueError`
+    for anything this server did not give out."""
+    if not _EVENT_ID.match(cursor):
+        raise ValueError("not an event id this server gave out")
+    raw = base64.urlsafe_b64decode(cursor)
+    task = uuid.UUID(bytes=raw[8:])
+    if task.version != 7:
+        raise ValueError("not an event id this server gave out")
+    return int.from_bytes(raw[:8], "big"), str(task)
+
+
 # -- UPID ------------------------------------------------------------------------------
 
 UPID_RE = re.compile(

@@ -124,6 +124,8 @@ class Task:
     object_id: str | None = None
     tenant: str = "default"
     user: str = "anonymous"
+    user_id: int | None = None
+    """The submitting user's numeric id, from their API key (None: not known)."""
     node: str | None = None
     worker: str | None = None
     detailed_state: str | None = None
@@ -186,6 +188,8 @@ class TaskFilter:
     created_since: datetime | None = None
     created_until: datetime | None = None
     labels: tuple[tuple[str, str], ...] = ()
+    acknowledged: bool | None = None
+    """True: only acknowledged tasks; False: only those not acknowledged yet."""
 
 
 @dataclass(frozen=True, slots=True)

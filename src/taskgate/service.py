@@ -6,7 +6,6 @@ Domain rules live here and in `taskgate.model`; the connector runs named stateme
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import hashlib
 import time
@@ -25,6 +24,7 @@ from taskgate.errors import (
     InvalidRequest,
     TaskNotFound,
 )
+from taskgate.feed import ChangeFeed, Interest
 from taskgate.ids import (
     UpidFactory,
     decode_cursor,
@@ -34,10 +34,6 @@ from taskgate.ids import (
     uuid7_floor,
 )
 from taskgate.model import (
-    LOG_LEVELS,
-    TERMINAL,
-    WORKER_LOST,
-    ErrorInfo,
     LogLine,
     LogPage,
     Page,
@@ -48,9 +44,14 @@ from taskgate.model import (
 )
 from taskgate.storage.connector import CHANNEL_CHANGED, CHANNEL_DUE, Connector, Row, Step
 from taskgate.storage.rows import as_datetime, dumps, task_from_row
+from taskgate.work import NewLogLine, Progress, WorkerSide
 
 MAX_PAGE = 500
 MAX_LOG_PAGE = 5000
+MAX_ACK_IDS = 1000
+"""Most task ids one `TaskService.acknowledge_many` call takes."""
+ACK_BATCH = 1000
+"""Tasks acknowledged per transaction when acknowledging by filter."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +61,7 @@ class Submission:
     object_id: str | None = None
     tenant: str = "default"
     user: str = "anonymous"
+    user_id: int | None = None
     priority: int | None = None
     labels: Mapping[str, str] | None = None
     idempotency_key: str | None = None
@@ -73,26 +75,7 @@ class Submission:
     schedule_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Progress:
-    """What a running handler reported since the last flush (None: unchanged)."""
-
-    progress: float | None = None
-    progress_detail: dict[str, Any] | None = None
-    message: str | None = None
-    detailed_state: str | None = None
-    created_resources: dict[str, list[str]] | None = None
-    warnings: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class NewLogLine:
-    text: str
-    level: str = "info"
-    ts: float | None = None
-
-
-class TaskService:
+class TaskService(WorkerSide):
     """Submit, read, list, cancel, wait on and end tasks."""
 
     def __init__(
@@ -108,7 +91,8 @@ class TaskService:
         self.upids = UpidFactory(node)
         self.node = self.upids.node
         self.clock = clock
-        self._waiters: dict[str, set[asyncio.Future[None]]] = {}
+        self.feed = ChangeFeed(self.get_many)
+        """Change notifications, read once and handed to the waiters and streams."""
         self._listening = False
 
     # -- lifecycle ------------------------------------------------------------------
@@ -116,6 +100,7 @@ class TaskService:
     async def open(self) -> None:
         await self.connector.open()
         if not self._listening:
+            self.feed.open()
             self.connector.add_listener(self._on_notification)
             self._listening = True
 
@@ -123,11 +108,7 @@ class TaskService:
         if self._listening:
             self.connector.remove_listener(self._on_notification)
             self._listening = False
-        for futures in self._waiters.values():
-            for fut in futures:
-                if not fut.done():
-                    fut.set_result(None)
-        self._waiters.clear()
+        await self.feed.close()  # waiters answer now, streams end
         await self.connector.close()
 
     async def __aenter__(self) -> TaskService:
@@ -186,6 +167,7 @@ class TaskService:
             "object_id": object_id,
             "tenant": options.tenant,
             "user_name": options.user,
+            "user_id": options.user_id,
             "node": self.node,
             "state": state.value,
             "params": dumps(clean),
@@ -309,6 +291,9 @@ class TaskService:
                 _check_label(key, value)
             params["labels"] = dumps(dict(filter.labels))
             fragments.append("labels")
+        if filter.acknowledged is not None:
+            params["acknowledged"] = int(filter.acknowledged)
+            fragments.append("acknowledged")
         rows = await self.connector.fetch_all("list_tasks", params, tuple(fragments))
         items = [task_from_row(r) for r in rows[:limit]]
         next_cursor = encode_cursor(items[-1].id) if len(rows) > limit else None
@@ -373,228 +358,139 @@ class TaskService:
         if task.terminal or task.version != baseline or timeout <= 0:
             return task
         deadline = time.monotonic() + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return task
-            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            waiters = self._waiters.setdefault(task.id, set())
-            waiters.add(fut)
-            try:
-                # Re-read after registering, so a change in between is not missed.
-                task = await self.get(task.id)
-                if task.terminal or task.version != baseline:
-                    return task
-                try:
-                    await asyncio.wait_for(fut, remaining)
-                except TimeoutError:
-                    return await self.get(task.id)
-            finally:
-                waiters.discard(fut)
-                if not waiters:
-                    self._waiters.pop(task.id, None)
-            if not self._listening:  # woken by close(): answer now instead of waiting on
-                return task
+        with self.feed.watch(Interest(ids=frozenset((task.id,)))) as watch:
+            # Re-read after registering, so a change in between is not missed. Later
+            # versions come from the feed, which reads a changed task once for all.
             task = await self.get(task.id)
-            if task.terminal or task.version != baseline:
-                return task
+            while not (task.terminal or task.version != baseline):
+                if not await watch.wait(deadline - time.monotonic()):
+                    return await self.get(task.id)  # timed out: the task as it is now
+                if watch.closed:  # the service is closing: answer now
+                    return task
+                if watch.overflowed:  # cannot happen with one id; read, to be sure
+                    watch.overflowed = False
+                    task = await self.get(task.id)
+                task = watch.latest(task)
+        return task
 
     def _on_notification(self, channel: str, payload: str) -> None:
-        if channel != CHANNEL_CHANGED or not self._waiters:
-            return
-        for task_id in payload.split(","):
-            for fut in self._waiters.get(task_id, ()):
-                if not fut.done():
-                    fut.set_result(None)
+        if channel == CHANNEL_CHANGED:
+            self.feed.notify(payload)
 
-    async def _changed(self, task_ids: Sequence[str]) -> None:
-        if task_ids:
-            await self.connector.notify(CHANNEL_CHANGED, ",".join(task_ids))
+    async def get_many(self, task_ids: Sequence[str]) -> builtins.list[Task]:
+        """The tasks of ``task_ids`` that exist, in no particular order, in one read."""
+        if not task_ids:
+            return []
+        rows = await self.connector.fetch_all("get_tasks", {"ids": dumps(list(task_ids))})
+        return [task_from_row(r) for r in rows]
 
-    # -- worker side ---------------------------------------------------------------
+    async def changes(
+        self, after: tuple[float, str], interest: Interest, *, limit: int = 500
+    ) -> tuple[builtins.list[Task], tuple[float, str] | None]:
+        """Tasks in the order they last changed, after the position ``after``
+        (updated_at in epoch seconds, id), that ``interest`` selects; and the position of
+        the last one, to pass as ``after`` for the next page (None: nothing more now).
 
-    async def claim(self, worker: str, limit: int, lease: float) -> builtins.list[Task]:
-        """Take up to ``limit`` due tasks for ``worker``, leased for ``lease`` seconds."""
-        now = self.clock()
-        rows = await self.connector.execute(
-            "claim_tasks",
-            {"worker": worker, "now": now, "lease_expires_at": now + lease, "limit": limit},
-        )
-        tasks = sorted((task_from_row(r) for r in rows), key=lambda t: (-t.priority, t.id))
-        await self._changed([t.id for t in tasks])
-        return tasks
-
-    async def next_due_at(self) -> float | None:
-        row = await self.connector.fetch_one("next_due_at", {})
-        return None if row is None or row["due_at"] is None else float(row["due_at"])
-
-    async def register_worker(self, worker: str, *, pid: int, concurrency: int) -> None:
-        await self.connector.execute(
-            "upsert_worker",
-            {
-                "id": worker,
-                "node": self.node,
-                "pid": pid,
-                "concurrency": concurrency,
-                "now": self.clock(),
-            },
-        )
-
-    async def unregister_worker(self, worker: str) -> None:
-        await self.connector.execute("delete_worker", {"id": worker})
-
-    async def heartbeat(self, worker: str, *, lease: float, pid: int, concurrency: int) -> None:
-        """Renew the leases of every task ``worker`` holds, and its own record."""
-        now = self.clock()
-        await self.connector.execute_batch(
-            [
-                Step("renew_leases", {"worker": worker, "lease_expires_at": now + lease}),
-                Step(
-                    "upsert_worker",
-                    {
-                        "id": worker,
-                        "node": self.node,
-                        "pid": pid,
-                        "concurrency": concurrency,
-                        "now": now,
-                    },
-                ),
-            ]
-        )
-
-    async def list_workers(self) -> builtins.list[Row]:
-        return await self.connector.fetch_all("list_workers", {})
-
-    async def report(self, task: Task, progress: Progress) -> None:
-        """Store what a running handler reported (ignored once the attempt has ended)."""
-        await self.connector.execute(
-            "update_progress",
-            {
-                "id": task.id,
-                "worker": task.worker,
-                "attempt": task.attempt,
-                "progress": progress.progress,
-                "progress_detail": _dumps_or_none(progress.progress_detail),
-                "message": progress.message,
-                "detailed_state": progress.detailed_state,
-                "created_resources": _dumps_or_none(progress.created_resources),
-                "warnings": progress.warnings,
-                "now": self.clock(),
-            },
-        )
-        await self._changed([task.id])
-
-    async def append_log(self, task_id: str, lines: Sequence[NewLogLine]) -> None:
-        """Append lines to a task's log, numbered after the lines already there."""
-        if not lines:
-            return
-        now = self.clock()
-        count = len(lines)
-        for line in lines:
-            if line.level not in LOG_LEVELS:
-                raise InvalidRequest(f"log level must be one of {', '.join(LOG_LEVELS)}")
-        await self.connector.execute_batch(
-            [
-                Step("reserve_log_lines", {"task_id": task_id, "count": count, "now": now}),
-                Step(
-                    "append_log_line",
-                    many=[
-                        {
-                            "task_id": task_id,
-                            "count": count,
-                            "i": i,
-                            "ts": line.ts if line.ts is not None else now,
-                            "level": line.level,
-                            "text": line.text,
-                        }
-                        for i, line in enumerate(lines, start=1)
-                    ],
-                ),
-            ]
-        )
-        await self._changed([task_id])
-
-    async def finish(
-        self,
-        task: Task,
-        state: State,
-        *,
-        result: Any = None,
-        error: ErrorInfo | None = None,
-        message: str | None = None,
-    ) -> Task | None:
-        """End the attempt ``task`` holds in ``state``; None if it no longer holds it."""
-        if state not in TERMINAL:
-            raise ValueError(f"{state} is not a terminal state")
-        rows = await self.connector.execute(
-            "finish_task",
-            {
-                "id": task.id,
-                "worker": task.worker,
-                "attempt": task.attempt,
-                "state": state.value,
-                "result": None if result is None else dumps(result),
-                "error": None if error is None else dumps(error.to_dict()),
-                "message": message,
-                "now": self.clock(),
-            },
-        )
-        if not rows:
-            return None
-        await self._changed([task.id])
-        return task_from_row(rows[0])
-
-    async def retry(self, task: Task, *, delay: float, error: ErrorInfo) -> Task | None:
-        """Give the task back for another attempt after ``delay`` seconds."""
-        now = self.clock()
-        rows = await self.connector.execute(
-            "retry_task",
-            {
-                "id": task.id,
-                "worker": task.worker,
-                "attempt": task.attempt,
-                "due_at": now + delay,
-                "error": dumps(error.to_dict()),
-                "now": now,
-            },
-        )
-        if not rows:
-            return None
-        await self._changed([task.id])
-        await self.connector.notify(CHANNEL_DUE)
-        return task_from_row(rows[0])
-
-    async def recover_lost(self, *, worker: str | None = None) -> builtins.list[Task]:
-        """End or re-queue the tasks of workers whose lease ran out.
-
-        With ``worker``, that worker is known to be gone and its leases end now.
+        A task appears once, in its current state, at the place of its latest change.
         """
-        now = self.clock()
-        if worker is not None:
-            await self.connector.execute("expire_worker_leases", {"worker": worker, "now": now})
-            await self.connector.execute("delete_worker", {"id": worker})
-        rows = await self.connector.execute(
-            "recover_lost_tasks",
-            {
-                "now": now + (1e-6 if worker is not None else 0.0),
-                "error": dumps(
-                    ErrorInfo(WORKER_LOST, "worker lost: it stopped renewing its lease").to_dict()
-                ),
-            },
+        params: dict[str, Any] = {"after_ts": after[0], "after_id": after[1], "limit": limit}
+        fragments: builtins.list[str] = []
+        if interest.tenant is not None:
+            params["tenant"] = interest.tenant
+            fragments.append("tenant")
+        if interest.states:
+            params["states"] = dumps(sorted(s.value for s in interest.states))
+            fragments.append("states")
+        if interest.types:
+            params["types"] = dumps(sorted(interest.types))
+            fragments.append("types")
+        if interest.ids:
+            params["ids"] = dumps(sorted(interest.ids))
+            fragments.append("ids")
+        rows = await self.connector.fetch_all("list_changes", params, tuple(fragments))
+        if len(rows) < limit:
+            return [task_from_row(r) for r in rows], None
+        last = rows[-1]
+        return [task_from_row(r) for r in rows], (float(last["updated_at"]), str(last["id"]))
+
+    async def lines(self, task_id: str, *, start: int, limit: int) -> builtins.list[LogLine]:
+        """Lines ``start+1 .. start+limit`` of a log, without reading the task (the caller
+        has checked that it may see it)."""
+        rows = await self.connector.fetch_all(
+            "get_log", {"task_id": task_id, "start": start, "limit": limit}
         )
-        tasks = [task_from_row(r) for r in rows]
-        for t in tasks:
-            if t.state is State.QUEUED:
-                line = f"worker lost during attempt {t.attempt}; queued again"
-            elif t.state is State.CANCELED:
-                line = "worker lost while canceling; task canceled"
-            else:
-                line = "worker lost: it stopped renewing its lease"
-            await self.append_log(t.id, [NewLogLine(line, "error")])
-        if any(t.state is State.QUEUED for t in tasks):
-            await self.connector.notify(CHANNEL_DUE)
-        await self._changed([t.id for t in tasks])
-        return tasks
+        return [
+            LogLine(n=r["n"], t=r["text"], ts=as_datetime(r["ts"]), level=r["level"]) for r in rows
+        ]
+
+    # -- acknowledgment ---------------------------------------------------------------
+
+    async def acknowledge(self, task_id: str, *, user: str, tenant: str | None = None) -> Task:
+        """Mark a task seen by ``user`` (acknowledged_at/by); its state is unchanged.
+
+        A task acknowledged already stays as it is: the first acknowledgment stands.
+        """
+        task = await self.get(task_id, tenant=tenant)
+        rows = await self.connector.execute(
+            "acknowledge_task", {"id": task.id, "user": user, "now": self.clock()}
+        )
+        if not rows:
+            return await self.get(task.id)
+        changed = task_from_row(rows[0])
+        await self._changed([changed.id])
+        return changed
+
+    async def acknowledge_many(
+        self,
+        *,
+        user: str,
+        tenant: str | None = None,
+        ids: Sequence[str] | None = None,
+        states: Iterable[State] = (),
+        types: Iterable[str] = (),
+    ) -> int:
+        """Acknowledge the tasks not acknowledged yet that are among ``ids`` (when given;
+        ids not visible to ``tenant`` are skipped), in ``states`` and of ``types`` (empty:
+        any); return how many. Without ids, it goes in batches of `ACK_BATCH`, each its
+        own short transaction."""
+        params: dict[str, Any] = {"user": user}
+        fragments: builtins.list[str] = []
+        if tenant is not None:
+            params["tenant"] = tenant
+            fragments.append("tenant")
+        wanted_states = sorted({s.value for s in states})
+        if wanted_states:
+            params["states"] = dumps(wanted_states)
+            fragments.append("states")
+        wanted_types = sorted(set(types))
+        if wanted_types:
+            params["types"] = dumps(wanted_types)
+            fragments.append("types")
+        if ids is not None:
+            checked = sorted({parse_task_id(i) for i in ids})
+            if len(checked) > MAX_ACK_IDS:
+                raise InvalidRequest(f"acknowledge at most {MAX_ACK_IDS} ids at once")
+            if not checked:
+                return 0
+            params.update(ids=dumps(checked), now=self.clock())
+            (rows,) = await self.connector.execute_batch(
+                [Step("acknowledge_listed", params, fragments=tuple(fragments))]
+            )
+            await self._changed([r["id"] for r in rows])
+            return len(rows)
+        total = 0
+        params.update(limit=ACK_BATCH, after_id="")
+        while True:
+            params["now"] = self.clock()
+            (rows,) = await self.connector.execute_batch(
+                [Step("acknowledge_tasks", dict(params), fragments=tuple(fragments))]
+            )
+            done = [str(r["id"]) for r in rows]
+            total += len(done)
+            await self._changed(done)
+            if len(done) < ACK_BATCH:
+                return total
+            params["after_id"] = max(done)
 
     def operation(self, type: str) -> Operation:
         return self.app.get(type)
@@ -617,10 +513,6 @@ def _check_label(key: str, value: str) -> None:
 
 def _label_key_ok(key: str) -> bool:
     return all(c.isascii() and (c.isalnum() or c in "_-./") for c in key)
-
-
-def _dumps_or_none(value: Any) -> str | None:
-    return None if value is None else dumps(value)
 
 
 __all__ = ["NewLogLine", "Progress", "Submission", "TaskService", "epoch"]

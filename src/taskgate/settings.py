@@ -42,6 +42,9 @@ class Settings(pydantic.BaseModel):
     """Longest ``?wait=N`` a client may ask for, in seconds."""
     retry_after: int = pydantic.Field(1, ge=0)
     """``Retry-After`` seconds sent with a 202."""
+    auth: bool = True
+    """Every API request needs an API key (``Authorization: Bearer <key>``). False
+    (``serve --no-auth``): everyone is the admin of every tenant, unauthenticated."""
 
     workers: int | None = pydantic.Field(None, ge=0)
     """Worker processes ``serve`` starts (None: one per core; 0: none)."""

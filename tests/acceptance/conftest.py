@@ -40,8 +40,8 @@ def make_server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Call
     """Servers of this test's own, on one database; whatever is left running is stopped."""
     made: list[Server] = []
 
-    def make(*, workers: int = 2) -> Server:
-        server = Server(tmp_path / "tasks.db", tmp_path, workers=workers)
+    def make(*, workers: int = 2, args: tuple[str, ...] = ()) -> Server:
+        server = Server(tmp_path / "tasks.db", tmp_path, workers=workers, args=args)
         made.append(server)
         request.node.stash.setdefault(_SERVERS, []).append(server)
         return server

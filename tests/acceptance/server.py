@@ -4,6 +4,10 @@
 (``--port 0``; the port is read from the banner serve prints) with a SQLite file, two
 workers and short lease, heartbeat and reaper intervals so that recovery is quick. Its
 output goes to a log file that is printed when a test fails.
+
+Auth is on, as for a user: on a new database serve prints an admin key in its banner,
+which `Server` reads (as a user would copy it) and keeps beside the database for later
+starts on the same file; `Server.client` sends it.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ LEASE = 2.0
 """Seconds: a dead or frozen worker's tasks are recovered within about this."""
 TERMINAL = {"succeeded", "failed", "canceled", "timed_out"}
 _API = re.compile(r"API:\s+(http://\S+?)/v1\b")
+_KEY = re.compile(r"Admin key:\s+(tgk_\S+)")
 
 SETTINGS_ENV = {
     "TASKGATE_LEASE": str(LEASE),
@@ -42,12 +47,18 @@ SETTINGS_ENV = {
 class Server:
     """One ``taskgate serve`` process tree, started and stopped by a test."""
 
-    def __init__(self, database: Path, log_dir: Path, *, workers: int = 2) -> None:
+    def __init__(
+        self, database: Path, log_dir: Path, *, workers: int = 2, args: tuple[str, ...] = ()
+    ) -> None:
         self.database = database
         self.log_dir = log_dir
         self.workers = workers
+        self.args = args
+        """More ``serve`` arguments (e.g. ``--no-auth``)."""
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = ""
+        self.key: str | None = None
+        """The admin key serve printed on its first start on this database."""
         self.log_path = log_dir / "serve-0.log"
         self._runs = 0
 
@@ -70,6 +81,7 @@ class Server:
             f"sqlite:///{self.database}",
             "--workers",
             str(self.workers),
+            *self.args,
         ]
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
@@ -85,12 +97,22 @@ class Server:
                 raise AssertionError(f"serve did not start:\n{self.log_text()}")
             time.sleep(0.05)
         self.url = m.group(1)
+        self.key = self._admin_key()
         with httpx.Client(base_url=self.url, timeout=5) as client:
             while client.get("/readyz").status_code != 200:
                 if time.monotonic() > deadline:
                     raise AssertionError(f"serve never got ready:\n{self.log_text()}")
                 time.sleep(0.05)
         return self
+
+    def _admin_key(self) -> str | None:
+        """The key in this start's banner, else the one an earlier start printed."""
+        saved = self.database.with_suffix(".admin-key")
+        m = _KEY.search(self.log_text())
+        if m is not None:
+            saved.write_text(m.group(1))
+            return m.group(1)
+        return saved.read_text() if saved.exists() else None
 
     def stop(self, timeout: float = 60.0) -> int:
         """SIGTERM, as an init system would; SIGKILL everything if it does not end."""
@@ -134,8 +156,15 @@ class Server:
         assert self.proc is not None
         return sorted(children(self.proc.pid))
 
-    def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=30)
+    @property
+    def headers(self) -> dict[str, str]:
+        """What a client sends: the admin key, if serve printed one."""
+        return {} if self.key is None else {"Authorization": f"Bearer {self.key}"}
+
+    def client(self, key: str | None = None) -> httpx.Client:
+        """A client sending ``key``, else the admin key."""
+        headers = self.headers if key is None else {"Authorization": f"Bearer {key}"}
+        return httpx.Client(base_url=self.url, timeout=30, headers=headers)
 
 
 # -- processes ----------------------------------------------------------------------

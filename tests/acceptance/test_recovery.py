@@ -100,9 +100,11 @@ def test_a_frozen_worker_loses_its_task_when_its_lease_runs_out(make_server: Mak
     assert server.stop() == 0
 
 
-async def _submit_concurrently(url: str, count: int) -> list[str]:
+async def _submit_concurrently(server: Server, count: int) -> list[str]:
     limits = httpx.Limits(max_connections=32)
-    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
+    async with httpx.AsyncClient(
+        base_url=server.url, timeout=30, limits=limits, headers=server.headers
+    ) as client:
 
         async def one(i: int) -> str:
             operation, params = ("sleep", {"seconds": 0.3}) if i % 2 else ("noop", {})
@@ -119,7 +121,7 @@ def test_kill_9_of_the_whole_server_loses_no_accepted_task(make_server: MakeServ
     with server.client() as client:
         long_id = submit(client, "sleep", {"seconds": 120})
         wait_until(client, long_id, {"running"})
-    accepted = asyncio.run(_submit_concurrently(server.url, 200))
+    accepted = asyncio.run(_submit_concurrently(server, 200))
     assert len(set(accepted)) == 200
     server.crash()
 

@@ -39,7 +39,7 @@ async def test_wait_times_out_with_the_task_unchanged(service: TaskService) -> N
 async def test_wait_wakes_on_a_change(service: TaskService, peer: TaskService) -> None:
     task = await service.submit("noop", {})
     waiter = asyncio.ensure_future(service.wait(task.id, LONG))
-    await eventually(lambda: task.id in service._waiters)  # it is waiting
+    await eventually(lambda: service.feed.watching(task.id) > 0)  # it is waiting
     (claimed,) = await peer.claim(WORKER, 1, LEASE)
     woke = await asyncio.wait_for(waiter, GUARD)
     assert woke.state is State.RUNNING and woke.version == claimed.version
@@ -83,7 +83,7 @@ async def test_closing_the_service_releases_waiters(url: str) -> None:
     await service.open()
     task = await service.submit("noop", {})
     waiter = asyncio.ensure_future(service.wait(task.id, LONG))
-    await eventually(lambda: task.id in service._waiters)
+    await eventually(lambda: service.feed.watching(task.id) > 0)
     await service.close()
     assert (await asyncio.wait_for(waiter, GUARD)).id == task.id
 

@@ -18,6 +18,13 @@ BASE = "http://testserver"
 MAX_BODY = 2048
 MAX_WAIT = 5.0
 RETRY_AFTER = 2
+CHEAP_HASH = 2**4
+"""scrypt's cost for the tests' keys: the check runs as in production, in microseconds."""
+
+
+def bearer(key: str) -> dict[str, str]:
+    """The header that sends an API key."""
+    return {"Authorization": f"Bearer {key}"}
 
 
 class Disk(pydantic.BaseModel):
@@ -123,8 +130,11 @@ def scope(
     *,
     headers: Sequence[tuple[bytes, bytes]] = (),
     query: bytes = b"",
+    key: str | None = None,
 ) -> dict[str, Any]:
-    """An ASGI HTTP scope, for calling the app by hand."""
+    """An ASGI HTTP scope, for calling the app by hand (sending the API ``key``)."""
+    if key is not None:
+        headers = [*headers, (b"authorization", f"Bearer {key}".encode())]
     return {
         "type": "http",
         "asgi": {"version": "3.0"},

@@ -18,8 +18,9 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from api_helpers import BASE, MAX_BODY, MAX_WAIT, RETRY_AFTER, make_app
+from api_helpers import BASE, CHEAP_HASH, MAX_BODY, MAX_WAIT, RETRY_AFTER, bearer, make_app
 
+from taskgate.auth import KeyService
 from taskgate.http import Application, create_app
 from taskgate.service import TaskService
 from taskgate.settings import Settings
@@ -53,7 +54,22 @@ def api(service: TaskService, settings: Settings) -> Application:
 
 
 @pytest.fixture
-async def client(api: Application) -> AsyncIterator[httpx.AsyncClient]:
+async def keys(service: TaskService) -> AsyncIterator[KeyService]:
+    """Makes keys in the service's store (with a cheap hash: the check is the real one)."""
+    key_service = KeyService(service.connector, hash_cost=CHEAP_HASH)
+    yield key_service
+    key_service.close()
+
+
+@pytest.fixture
+async def api_key(keys: KeyService) -> str:
+    """The key `client` sends: role ``write`` in tenant ``default``, user ``tester`` (7)."""
+    new = await keys.create(tenant="default", user="tester", user_id=7, role="write")
+    return new.token
+
+
+@pytest.fixture
+async def client(api: Application, api_key: str) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=api)
-    async with httpx.AsyncClient(transport=transport, base_url=BASE) as c:
+    async with httpx.AsyncClient(transport=transport, base_url=BASE, headers=bearer(api_key)) as c:
         yield c

@@ -144,7 +144,7 @@ class Lifespan:
 
 async def test_lifespan_opens_and_closes_the_service(settings: Settings) -> None:
     service = TaskService(connect("memory://"), make_app())
-    api = create_app(service, settings)
+    api = create_app(service, settings.model_copy(update={"auth": False}))
     events: list[str] = []
 
     async def started() -> None:
@@ -216,67 +216,72 @@ def status_of(sent: list[dict[str, Any]]) -> tuple[int, dict[bytes, bytes], byte
 
 
 async def test_a_client_that_leaves_a_long_poll_frees_it(
-    api: Application, service: TaskService
+    api: Application, service: TaskService, api_key: str
 ) -> None:
     task = await service.submit("noop", {})
     sent = await call(
         api,
-        scope("GET", f"/v1/tasks/{task.id}", query=b"wait=5"),
+        scope("GET", f"/v1/tasks/{task.id}", query=b"wait=5", key=api_key),
         {"type": "http.request", "body": b"", "more_body": False},
         {"type": "http.disconnect"},
     )
     assert sent == []  # nobody to answer
-    assert not service._waiters  # the wait was abandoned, not left to time out
+    assert len(service.feed) == 0  # the wait was abandoned, not left to time out
 
 
-async def test_a_bad_content_length_is_400(api: Application) -> None:
+async def test_a_bad_content_length_is_400(api: Application, api_key: str) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", b"12x")]
     sent = await call(
         api,
-        scope("POST", "/v1/tasks", headers=headers),
+        scope("POST", "/v1/tasks", headers=headers, key=api_key),
         {"type": "http.request", "body": b'{"type": "noop"}', "more_body": False},
     )
     status, _, body = status_of(sent)
     assert status == 400 and b"Content-Length" in body
 
 
-async def test_a_body_longer_than_declared_is_still_counted(api: Application) -> None:
+async def test_a_body_longer_than_declared_is_still_counted(api: Application, api_key: str) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", b"2")]
     chunk = b"a" * 1024
     sent = await call(
         api,
-        scope("POST", "/v1/tasks", headers=headers),
+        scope("POST", "/v1/tasks", headers=headers, key=api_key),
         *[{"type": "http.request", "body": chunk, "more_body": True} for _ in range(3)],
         {"type": "http.request", "body": b"", "more_body": False},
     )
     assert status_of(sent)[0] == 413
 
 
-async def test_a_client_that_leaves_while_sending_gets_nothing(api: Application) -> None:
+async def test_a_client_that_leaves_while_sending_gets_nothing(
+    api: Application, api_key: str
+) -> None:
     headers = [(b"content-type", b"application/json"), (b"transfer-encoding", b"chunked")]
     sent = await call(
         api,
-        scope("POST", "/v1/tasks", headers=headers),
+        scope("POST", "/v1/tasks", headers=headers, key=api_key),
         {"type": "http.request", "body": b"{", "more_body": True},
         {"type": "http.disconnect"},
     )
     assert sent == []
 
 
-async def test_responses_carry_content_length(api: Application, service: TaskService) -> None:
+async def test_responses_carry_content_length(
+    api: Application, service: TaskService, api_key: str
+) -> None:
     task = await service.submit("noop", {})
-    status, headers, body = status_of(await call(api, scope("GET", f"/v1/tasks/{task.id}")))
+    read = scope("GET", f"/v1/tasks/{task.id}", key=api_key)
+    status, headers, body = status_of(await call(api, read))
     assert status == 200
     assert headers[b"content-length"] == str(len(body)).encode()
     assert headers[b"x-request-id"]
     await service.cancel(task.id)
     await service.delete(task.id)
-    status, headers, _ = status_of(await call(api, scope("GET", f"/v1/tasks/{task.id}")))
+    status, headers, _ = status_of(await call(api, read))
     assert status == 404 and b"content-length" in headers
 
 
-async def test_the_root_path_prefixes_urls(api: Application) -> None:
-    s = scope("POST", "/api/v1/operations/noop")
+async def test_the_root_path_prefixes_urls(api: Application, api_key: str) -> None:
+    s = scope("POST", "/api/v1/operations/noop", key=api_key)
     s["root_path"] = "/api"
     status, headers, _ = status_of(await call(api, s, {"type": "http.request", "body": b""}))
     assert status == 202

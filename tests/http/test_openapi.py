@@ -157,6 +157,12 @@ async def test_responses_conform_to_the_declared_schemas(
         ("post", "/v1/tasks", "/v1/tasks", {"content": b"{}", "headers": TEXT}),
         ("post", f"/v1/tasks/{queued['id']}/cancel", "/v1/tasks/{id}/cancel", {}),
         ("post", f"/v1/tasks/{failed['id']}/cancel", "/v1/tasks/{id}/cancel", {}),
+        ("get", f"/v1/tasks/{failed['id']}/log?follow=true", "/v1/tasks/{id}/log", {}),
+        ("get", "/v1/events?state=nope", "/v1/events", {}),
+        ("get", f"/v1/events?task_id={SAMPLE['id']}", "/v1/events", {}),
+        ("post", f"/v1/tasks/{failed['id']}/acknowledge", "/v1/tasks/{id}/acknowledge", {}),
+        ("post", "/v1/tasks/acknowledge", "/v1/tasks/acknowledge", {"json": {"state": ["failed"]}}),
+        ("post", "/v1/tasks/acknowledge", "/v1/tasks/acknowledge", {"json": {"ids": 1}}),
         ("delete", f"/v1/tasks/{failed['id']}", "/v1/tasks/{id}", {}),
         ("delete", f"/v1/tasks/{failed['id']}", "/v1/tasks/{id}", {}),
     ]  # fmt: skip

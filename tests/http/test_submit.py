@@ -21,7 +21,8 @@ async def test_submit_operation_answers_202_with_the_task_and_where_to_find_it(
     assert task["state"] == "queued"
     assert task["params"] == {"name": "vm-100", "count": 1}  # validated, defaults filled
     assert task["object_id"] == "vm-100"  # the operation's object_id parameter
-    assert task["tenant"] == "default" and task["user"] == "anonymous"
+    # who submitted it: the API key's tenant, user and user id (see conftest's api_key)
+    assert (task["tenant"], task["user"], task["user_id"]) == ("default", "tester", 7)
     assert response.headers["location"] == f"/v1/tasks/{task['id']}"
     assert response.headers["operation-location"] == f"http://testserver/v1/tasks/{task['id']}"
     assert response.headers["retry-after"] == str(RETRY_AFTER)

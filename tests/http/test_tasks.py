@@ -14,7 +14,7 @@ from taskgate.model import ErrorInfo, State
 from taskgate.service import NewLogLine, Progress, TaskService
 
 TASK_FIELDS = {
-    "id", "upid", "type", "object_id", "tenant", "user", "node", "worker", "state",
+    "id", "upid", "type", "object_id", "tenant", "user", "user_id", "node", "worker", "state",
     "detailed_state", "progress", "progress_detail", "message", "params", "result", "error",
     "warnings", "created_resources", "attempt", "max_attempts", "timeout",
     "cancel_requested_at", "cancel_attempts", "priority", "idempotency_key", "request_id",
@@ -378,7 +378,7 @@ async def test_log_errors(client: httpx.AsyncClient) -> None:
     task = await submit(client, "noop")
     problem(await client.get(f"/v1/tasks/{UNKNOWN}/log"), 404)
     problem(await client.get("/v1/tasks/nope/log"), 400, "invalid-id")
-    for query in ["start=-1", "start=x", "limit=0", "limit=5001", "limit=", "follow=1"]:
+    for query in ["start=-1", "start=x", "limit=0", "limit=5001", "limit=", "follow=maybe"]:
         problem(await client.get(f"/v1/tasks/{task['id']}/log?{query}"), 400)
 
 

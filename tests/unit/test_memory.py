@@ -32,6 +32,7 @@ def task(n: int, **values: Any) -> dict[str, Any]:
         "object_id": None,
         "tenant": "default",
         "user_name": "u",
+        "user_id": None,
         "node": "n",
         "state": "queued",
         "params": "{}",
@@ -116,6 +117,8 @@ class Pair:
                 if table == "tasks"
                 else [r for lines in self.memory.logs.values() for r in lines.values()]
                 if table == "task_logs"
+                else list(self.memory.api_keys.values())
+                if table == "api_keys"
                 else list(self.memory.workers.values())
             )
             assert typed(sorted(mine, key=_key)) == typed(sorted(real, key=_key)), table
@@ -392,3 +395,42 @@ async def test_concurrent_calls_interleave_between_statements() -> None:
 
 def test_storage_errors_are_taskgate_errors() -> None:
     assert issubclass(StorageError, TaskgateError)
+
+
+def api_key(n: int, **values: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "id": f"{n:012x}",
+        "tenant": "default",
+        "user_name": "u",
+        "user_id": None,
+        "role": "read",
+        "secret_hash": "scrypt$16384$8$1$c2FsdA$aGFzaA",
+        "description": None,
+        "created_at": T,
+        "expires_at": None,
+    }
+    row.update(values)
+    return row
+
+
+async def test_api_keys(pair: Pair) -> None:
+    assert await pair.execute("insert_first_key", api_key(1, role="admin", user_id=1))
+    assert await pair.execute("insert_first_key", api_key(2)) == []  # one exists already
+    await pair.execute("insert_key", api_key(3, tenant="acme", user_id=7, expires_at=T + 60))
+    await pair.execute("insert_key", api_key(4, created_at=T - 5, description="old"))
+    await pair.execute("insert_key", api_key(3))  # the same id: an error on both
+    await pair.execute("insert_key", api_key(5, role=None))  # NOT NULL
+    await pair.execute("insert_key", {"id": "x"})  # missing parameters
+    for n in range(6):
+        await pair.fetch_one("get_key", {"id": f"{n:012x}"})
+    await pair.fetch_all("list_keys", {})
+    await pair.fetch_all("list_keys", {"tenant": "acme"}, ("tenant",))
+    await pair.fetch_all("list_keys", {"tenant": None}, ("tenant",))
+    await pair.fetch_all("list_keys", {}, ("nope",))
+    revoked = await pair.execute("revoke_key", {"id": f"{3:012x}", "now": T + 1})
+    assert revoked[0]["revoked_at"] == T + 1
+    assert await pair.execute("revoke_key", {"id": f"{3:012x}", "now": T + 2}) == []  # once
+    assert await pair.execute("revoke_key", {"id": "nope", "now": T + 2}) == []
+    await pair.fetch_all("list_keys", {})
+    await pair.fetch_all("revoke_key", {"id": "x", "now": T})  # a write, on a read connection
+    pair.same_tables()

@@ -14,6 +14,7 @@ import pytest
 
 from taskgate.errors import ConfigurationError, StorageError
 from taskgate.storage import migrations
+from taskgate.storage.connector import Step
 from taskgate.storage.memory import FRAGMENTS, QUERIES, WRITES, MemoryConnector
 from taskgate.storage.queries import WHERE_MARK, load, parse, query_names
 
@@ -162,8 +163,8 @@ async def test_the_memory_backend_reads_the_parameters_of_the_sql(
     await memory.open()
     params = Recording(sql_params(sql))
     try:
-        if name in WRITES:
-            await memory.execute(name, params)
+        if name in WRITES:  # a composed write takes its fragments in a Step
+            await memory.execute_batch([Step(name, params, fragments=fragments)])
         else:
             await memory.fetch_all(name, params, fragments)
     except StorageError:

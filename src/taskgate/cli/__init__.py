@@ -4,6 +4,9 @@ Errors a person can fix (a bad flag, a bad setting, an app that does not import)
 one line on stderr and exit with status 2; other taskgate errors exit with status 1.
 Settings come from flags, ``TASKGATE_*`` variables and a TOML file
 (`taskgate.settings`); every command that takes settings accepts ``--config``.
+
+``submit`` and ``tasks ...`` are clients of a running server, through the SDK only
+(`taskgate.cli.client_commands`); their exit statuses are listed in `taskgate.cli.remote`.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from collections.abc import Sequence
 import click
 
 import taskgate
+from taskgate.cli.client_commands import submit, tasks
+from taskgate.cli.keys import keys
 from taskgate.cli.migrate import migrate
 from taskgate.cli.serve import serve
 from taskgate.cli.worker import worker
@@ -28,7 +33,9 @@ def cli() -> None:
     """taskgate: durable asynchronous tasks for HTTP APIs.
 
     Start with `taskgate serve` (the bundled example app, SQLite in ./taskgate.db,
-    http://127.0.0.1:8006) and open the docs page it prints.
+    http://127.0.0.1:8006) and open the docs page it prints. Then, with the key it
+    prints in TASKGATE_API_KEY, `taskgate submit vzdump vmid=100 --wait` and
+    `taskgate tasks ls` use it.
     """
 
 
@@ -42,6 +49,9 @@ def version() -> int:
 cli.add_command(serve)
 cli.add_command(worker)
 cli.add_command(migrate)
+cli.add_command(keys)
+cli.add_command(submit)
+cli.add_command(tasks)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -62,6 +62,12 @@ SHUTDOWN_GRACE = _option(
 LOG_LEVEL = _option(
     "--log-level", type=click.Choice(_LEVELS, case_sensitive=False), help="[default: info]"
 )
+AUTH = click.option(
+    "--auth/--no-auth",
+    default=None,
+    help="Require an API key on every request; --no-auth lets anyone who can reach the"
+    " port act as admin of every tenant [default: --auth].",
+)
 LOG_JSON = click.option(
     "--log-json/--log-text",
     default=None,

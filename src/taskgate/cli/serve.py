@@ -11,6 +11,11 @@ the same in both. `taskgate.runtime.supervisor.Supervisor` restarts them if they
 SIGTERM or SIGINT: the API stops accepting connections, the workers get SIGTERM and
 their own grace period to finish running tasks, then serve exits 0. A second signal
 ends the wait: workers still running are killed and their tasks recovered at once.
+
+Every API request needs an API key unless ``--no-auth`` says otherwise (with a warning).
+On a store with no key at all, serve makes an admin key and prints it once in its
+banner; otherwise the banner says how to make one. Workers need no key: they use the
+store directly.
 """
 
 from __future__ import annotations
@@ -31,7 +36,9 @@ import uvicorn
 
 import taskgate
 from taskgate.app import App
+from taskgate.auth.keys import NewKey
 from taskgate.cli import options
+from taskgate.cli.keys import create_command, first_key
 from taskgate.cli.logs import configure_logging
 from taskgate.cli.migrate import migrate_database
 from taskgate.cli.worker import check_shared_database
@@ -149,6 +156,8 @@ class Serve:
         self._signals = 0
         self.supervisor: Supervisor | None = None
         self.server: _Server | None = None
+        self.first_key: NewKey | None = None
+        """The admin key made on a store that had none: printed once, in the banner."""
 
     # -- signals ----------------------------------------------------------------------
 
@@ -216,6 +225,9 @@ class Serve:
 
     async def _run(self) -> int:
         settings = self.settings
+        if not settings.auth:
+            click.echo(NO_AUTH_WARNING, err=True)
+            log.warning("authentication is off (--no-auth)")
         report = await migrate_database(settings)
         for name in report.applied:
             log.info("applied migration %s", name)
@@ -249,6 +261,8 @@ class Serve:
             )
             return 1
 
+        if settings.auth:  # on the API's own store (which may be memory://)
+            self.first_key = await first_key(service.connector)
         node = service.node
         self.supervisor = Supervisor(
             self._worker_command,
@@ -289,8 +303,36 @@ class Serve:
         ]
         if s.host in ("0.0.0.0", "::", ""):
             lines.append(f"  Listening on all interfaces ({s.host or '*'}:{port})")
+        lines.extend(self._auth_lines(url))
         lines.append("Press Ctrl+C to stop.")
         click.echo("\n".join(lines))
+
+    def _auth_lines(self, url: str) -> list[str]:
+        if not self.settings.auth:
+            return ["  Auth:      OFF (--no-auth): every request acts as admin of every tenant"]
+        lines = ["  Auth:      an API key on every request: Authorization: Bearer <key>"]
+        new = self.first_key
+        if new is None:
+            lines.append(f"  New key:   {create_command(self.settings)}")
+            return lines
+        lines += [
+            f"  Admin key: {new.token}",
+            f"             (tenant {new.key.tenant}, user {new.key.user}; shown only this once:"
+            " store it now)",
+            f'  Try:       curl -H "Authorization: Bearer {new.token}" {url}/v1/tasks',
+        ]
+        return lines
+
+
+NO_AUTH_WARNING = "\n".join(
+    [
+        "*" * 84,
+        "WARNING: authentication is OFF (--no-auth). Anyone who can reach this server's port",
+        "can read, submit, cancel and delete every tenant's tasks. Use it only where nothing",
+        "untrusted can connect; leave --no-auth out to require API keys.",
+        "*" * 84,
+    ]
+)
 
 
 async def _exit_code(coro: Coroutine[Any, Any, None]) -> int:
@@ -314,6 +356,7 @@ async def _exit_code(coro: Coroutine[Any, Any, None]) -> int:
     options.LEASE,
     options.SHUTDOWN_GRACE,
     options.SYNCHRONOUS,
+    options.AUTH,
     options.LOG_LEVEL,
     options.LOG_JSON,
 )

@@ -19,9 +19,10 @@ import re
 from collections.abc import Awaitable, Callable, Iterable
 from importlib import resources
 
-from taskgate.http import meta, submit, tasks
+from taskgate.auth.service import KeyService
+from taskgate.http import acknowledge, events, meta, submit, tasks
 from taskgate.http.asgi import Receive, Scope, Send
-from taskgate.http.auth import Authenticator, anonymous, forbidden
+from taskgate.http.auth import NOBODY, Authenticator, KeyAuthenticator, anonymous, forbidden
 from taskgate.http.cache import RenderCache
 from taskgate.http.openapi import build as build_openapi
 from taskgate.http.problems import HTTPProblem, from_exception
@@ -45,6 +46,8 @@ def endpoints() -> list[Endpoint]:
     return [
         *tasks.api.items,
         *submit.api.items,
+        *acknowledge.api.items,
+        *events.api.items,
         *meta.operations_api.items,
         *meta.api.items,
     ]
@@ -58,11 +61,19 @@ class Application:
         service: TaskService,
         settings: Settings,
         *,
-        authenticate: Authenticator = anonymous,
+        authenticate: Authenticator | None = None,
         routes: Iterable[Endpoint] | None = None,
     ) -> None:
         self.service = service
         self.settings = settings
+        self.keys: KeyService | None = None
+        """The API keys requests are checked against (None: another authenticator)."""
+        if authenticate is None:
+            if settings.auth:
+                self.keys = KeyService(service.connector)
+                authenticate = KeyAuthenticator(self.keys)
+            else:
+                authenticate = anonymous
         self.authenticate = authenticate
         self.router = Router(endpoints() if routes is None else routes)
         self.retry_after = str(settings.retry_after).encode()
@@ -125,6 +136,8 @@ class Application:
             endpoint, request.path_params = self.router.resolve(scope["method"], path)
             if self._anonymous:  # no auth configured: skip a coroutine per request
                 principal = request.principal
+            elif endpoint.public:  # health, docs: no key needed, and no tenant seen
+                principal = request.principal = NOBODY
             else:
                 principal = request.principal = await self._authenticate(request)
             if endpoint.role != "read" and not principal.allows(endpoint.role):
@@ -192,6 +205,8 @@ class Application:
             for hook in self.on_shutdown:
                 await hook()
         finally:
+            if self.keys is not None:
+                self.keys.close()
             await self.service.close()
 
     # -- documents ----------------------------------------------------------------
@@ -218,7 +233,12 @@ class Application:
 
 
 def create_app(
-    service: TaskService, settings: Settings, *, authenticate: Authenticator = anonymous
+    service: TaskService, settings: Settings, *, authenticate: Authenticator | None = None
 ) -> Application:
-    """The native API over ``service``. Serve it with any ASGI server (uvicorn)."""
+    """The native API over ``service``. Serve it with any ASGI server (uvicorn).
+
+    Without ``authenticate``, every request needs an API key of the service's store
+    (``Authorization: Bearer <key>``) when ``settings.auth`` is on, and is the anonymous
+    admin when it is off.
+    """
     return Application(service, settings, authenticate=authenticate)

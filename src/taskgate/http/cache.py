@@ -6,6 +6,10 @@ version (one indexed lookup of two columns). Every change to a task raises its v
 (the ETag relies on that too), so a rendering whose version equals the stored one is
 exactly what a fresh read would produce. Nothing is ever served without that check:
 the cache saves work, never a read, and cannot go stale.
+
+The cache is shared by every caller, whatever their tenant: a rendering keeps its task's
+tenant, and the reader checks it on every hit (and the version read checks it again), so
+a task is never shown to another tenant from here.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ class Rendered:
     """A task's JSON and what its response needs, at one version."""
 
     id: str
+    tenant: str
     version: int
     etag: bytes
     body: bytes
@@ -33,7 +38,9 @@ class Rendered:
 
     @classmethod
     def of(cls, task: Task) -> Rendered:
-        return cls(task.id, task.version, task.etag.encode(), task_json(task), task.terminal)
+        return cls(
+            task.id, task.tenant, task.version, task.etag.encode(), task_json(task), task.terminal
+        )
 
 
 class RenderCache:

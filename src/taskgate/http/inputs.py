@@ -62,6 +62,16 @@ def to_number(raw: str) -> float:
     return value
 
 
+def to_bool(raw: str) -> bool:
+    """``true`` or ``false`` (also ``1`` / ``0``), in any case."""
+    text = raw.strip().lower()
+    if text in ("true", "1"):
+        return True
+    if text in ("false", "0"):
+        return False
+    raise ValueError(f"{raw!r} is not true or false")
+
+
 def to_time(raw: str) -> datetime:
     """An RFC 3339 timestamp with a zone (``2025-01-31T12:00:00Z``)."""
     try:

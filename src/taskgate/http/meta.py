@@ -29,6 +29,7 @@ READY_TIMEOUT = 2.0
     "/",
     name="index",
     summary="Where things are",
+    public=True,
     responses={200: Reply("Links to the API and its docs", "Index")},
 )
 async def index(request: Request) -> Response:
@@ -50,6 +51,7 @@ async def index(request: Request) -> Response:
     "/v1",
     name="v1Index",
     summary="API v1",
+    public=True,
     responses={200: Reply("Links to the collections", "V1Index")},
 )
 async def v1_index(request: Request) -> Response:
@@ -58,7 +60,13 @@ async def v1_index(request: Request) -> Response:
     return json_response({"tasks": f"{root}/v1/tasks", "operations": f"{root}/v1/operations"})
 
 
-@api.get("/healthz", name="health", summary="Liveness", responses={200: Reply("Alive", "Status")})
+@api.get(
+    "/healthz",
+    name="health",
+    summary="Liveness",
+    public=True,
+    responses={200: Reply("Alive", "Status")},
+)
 async def health(request: Request) -> Response:
     """The process is up and answering."""
     return json_response({"status": "ok"})
@@ -68,6 +76,7 @@ async def health(request: Request) -> Response:
     "/readyz",
     name="ready",
     summary="Readiness",
+    public=True,
     responses={
         200: Reply("Ready: the task store answers", "Status"),
         503: problem_reply("Not ready: the store does not answer, or the server is stopping"),
@@ -113,6 +122,7 @@ async def list_operations(request: Request) -> Response:
     "/openapi.json",
     name="openapi",
     summary="This API's OpenAPI 3.1 document",
+    public=True,
     responses={200: Reply("The document", "OpenAPIDocument")},
 )
 async def openapi(request: Request) -> Response:
@@ -124,6 +134,7 @@ async def openapi(request: Request) -> Response:
     "/docs",
     name="docs",
     summary="API documentation page",
+    public=True,
     responses={200: Reply("An HTML page rendering this document", "HtmlPage", "text/html")},
 )
 async def docs(request: Request) -> Response:

@@ -25,7 +25,8 @@ SUBMIT_PATH = "/v1/operations/{type}"
 
 TAGS = [
     {"name": "submit", "description": "Start tasks: 202 Accepted with the task."},
-    {"name": "tasks", "description": "Follow, list, cancel and delete tasks."},
+    {"name": "tasks", "description": "Follow, list, cancel, acknowledge and delete tasks."},
+    {"name": "events", "description": "Task changes, live, as Server-Sent Events."},
     {"name": "operations", "description": "The registered operations and their parameters."},
     {"name": "service", "description": "Health, readiness, this document, the docs page."},
 ]
@@ -33,8 +34,21 @@ TAGS = [
 DESCRIPTION = """\
 taskgate's native task API. A long-running call answers **202 Accepted** with the task,
 a `Location` to poll and a `Retry-After`; `GET /v1/tasks/{id}?wait=N` holds the request
-until the task changes or ends. Errors are RFC 9457 problem documents
-(`application/problem+json`). Every GET also answers HEAD."""
+until the task changes or ends; `GET /v1/events` and `GET /v1/tasks/{id}/log?follow=true`
+stream changes and log lines as Server-Sent Events. Errors are RFC 9457 problem documents
+(`application/problem+json`). Every GET also answers HEAD.
+
+Send an API key as `Authorization: Bearer <key>` (`taskgate keys create` makes one). A key
+sees only its tenant's tasks; a `read` key cannot submit, cancel or delete."""
+
+SECURITY_SCHEMES = {
+    "apiKey": {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "tgk_<id>_<secret>",
+        "description": "An API key, bound to a tenant, a user and a role (read, write, admin)",
+    }
+}
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
@@ -63,7 +77,12 @@ def build(endpoints: Iterable[Endpoint], app: App, *, root_path: str = "") -> di
         "servers": [{"url": root_path or "/"}],
         "tags": TAGS,
         "paths": paths,
-        "components": {"schemas": schemas, "headers": HEADERS},
+        "components": {
+            "schemas": schemas,
+            "headers": HEADERS,
+            "securitySchemes": SECURITY_SCHEMES,
+        },
+        "security": [{"apiKey": []}],
     }
     return doc
 
@@ -91,6 +110,8 @@ def response_object(reply: Reply) -> dict[str, Any]:
     obj: dict[str, Any] = {"description": reply.description, "headers": headers}
     if reply.schema is not None:
         obj["content"] = {reply.media: {"schema": ref(reply.schema)}}
+        for media, schema in reply.also:
+            obj["content"][media] = {"schema": ref(schema)}
     return obj
 
 
@@ -102,6 +123,8 @@ def operation_object(endpoint: Endpoint) -> dict[str, Any]:
         "tags": [endpoint.tag],
         "parameters": [parameter_object(p) for p in (*endpoint.params, REQUEST_ID)],
     }
+    if endpoint.public:
+        obj["security"] = []  # no key needed
     if endpoint.body is not None:
         obj["requestBody"] = {
             "description": endpoint.body.description,

@@ -24,6 +24,7 @@ def task_dict(task: Task) -> dict[str, Any]:
         "object_id": task.object_id,
         "tenant": task.tenant,
         "user": task.user,
+        "user_id": task.user_id,
         "node": task.node,
         "worker": task.worker,
         "state": task.state,

@@ -69,6 +69,9 @@ class Reply:
     media: str = "application/json"
     headers: tuple[str, ...] = ()
     """Names of headers in ``components/headers`` sent with this response."""
+    also: tuple[tuple[str, str], ...] = ()
+    """Other (media type, schema name) pairs the same status may answer with, e.g. an
+    event stream instead of JSON when the request asks for one."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -86,6 +89,8 @@ class Endpoint:
     params: tuple[Param, ...] = ()
     body: Body | None = None
     role: Role = "read"
+    public: bool = False
+    """Answered without an API key (health, docs); it must not show any tenant's data."""
     query_names: frozenset[str] = field(default=frozenset())
 
     @property
@@ -102,6 +107,21 @@ class Endpoint:
                     400,
                     f"unknown query parameter {name!r} (this route accepts: {accepted})",
                 )
+
+
+UNAUTHORIZED = Reply(
+    "No valid API key: missing, malformed, unknown, revoked or expired",
+    "Problem",
+    media="application/problem+json",
+    headers=("WWW-Authenticate",),
+)
+FORBIDDEN = Reply(
+    "The API key's role does not allow this (a read key cannot change tasks)",
+    "Problem",
+    media="application/problem+json",
+)
+"""Every route that needs a key may answer 401; every route that needs more than
+``read``, 403. `Endpoints` adds them to each declaration."""
 
 
 class Endpoints:
@@ -122,7 +142,14 @@ class Endpoints:
         params: Iterable[Param] = (),
         body: Body | None = None,
         role: Role = "read",
+        public: bool = False,
     ) -> Callable[[Handler], Handler]:
+        replies = dict(responses)
+        if not public:
+            replies.setdefault(401, UNAUTHORIZED)
+        if role != "read":
+            replies.setdefault(403, FORBIDDEN)
+
         def register(handler: Handler) -> Handler:
             declared = tuple(params)
             self.items.append(
@@ -133,10 +160,11 @@ class Endpoints:
                     name=name,
                     summary=summary,
                     tag=self.tag,
-                    responses=responses,
+                    responses=replies,
                     params=declared,
                     body=body,
                     role=role,
+                    public=public,
                     query_names=frozenset(p.name for p in declared if p.location == "query"),
                 )
             )

@@ -54,6 +54,7 @@ TASK: Schema = obj(
         "object_id": nullable({**STRING, "description": "What the task acts on"}),
         "tenant": STRING,
         "user": STRING,
+        "user_id": nullable({**INTEGER, "description": "The submitting user's numeric id"}),
         "node": nullable({**STRING, "description": "The node that accepted the task"}),
         "worker": nullable({**STRING, "description": "The worker running or that ran it"}),
         "state": {"type": "string", "enum": [s.value for s in State]},
@@ -227,7 +228,64 @@ OPENAPI_DOCUMENT: Schema = {
     "required": ["openapi", "info", "paths"],
 }
 
+TASK_EVENT: Schema = obj(
+    {
+        "id": UUID,
+        "type": STRING,
+        "state": {"type": "string", "enum": [s.value for s in State]},
+        "progress": nullable({"type": "number", "minimum": 0, "maximum": 100}),
+        "message": nullable(STRING),
+        "detailed_state": nullable(STRING),
+        "updated_at": TIME,
+        "version": {
+            **INTEGER,
+            "minimum": 1,
+            "description": "Raised by every change: a repeated event has the same one",
+        },
+    },
+    description="The data of an `event: task` of GET /v1/events: a task as it is after a change.",
+)
+
+TASK_EVENT_STREAM: Schema = {
+    "type": "string",
+    "description": "Server-Sent Events. Each change is `id: <opaque position>`, `event: task`,"
+    " `data: <TaskEvent JSON>`; a comment line `: keep-alive` comes every 15 s of silence."
+    " Send the last id back as Last-Event-ID to resume.",
+}
+
+LOG_EVENT_STREAM: Schema = {
+    "type": "string",
+    "description": "Server-Sent Events. Each log line is `id: <n>`, `event: line`,"
+    " `data: <LogLine JSON>`; once the task has ended and every line is sent, `event: end`"
+    " with `data: <Task JSON>` closes the stream. A comment line `: keep-alive` comes every"
+    " 15 s of silence. Send the last id back as Last-Event-ID to resume after that line.",
+}
+
+ACKNOWLEDGE_TASKS: Schema = {
+    "type": "object",
+    "description": "Which tasks to acknowledge: those of `ids`, or those in a `state` and of"
+    " a `type` (each a list; empty or absent: any). `{}` acknowledges every task of the"
+    " tenant not acknowledged yet.",
+    "properties": {
+        "ids": {"type": "array", "items": UUID, "maxItems": 1000},
+        "state": {"type": "array", "items": {"type": "string", "enum": [s.value for s in State]}},
+        "type": {"type": "array", "items": STRING},
+    },
+    "additionalProperties": False,
+}
+
+ACKNOWLEDGED: Schema = obj(
+    {"acknowledged": {**INTEGER, "minimum": 0, "description": "Tasks acknowledged now"}},
+    description="How many tasks this request acknowledged (those acknowledged before do"
+    " not count).",
+)
+
 COMPONENTS: dict[str, Schema] = {
+    "TaskEvent": TASK_EVENT,
+    "TaskEventStream": TASK_EVENT_STREAM,
+    "LogEventStream": LOG_EVENT_STREAM,
+    "AcknowledgeTasks": ACKNOWLEDGE_TASKS,
+    "Acknowledged": ACKNOWLEDGED,
     "Task": TASK,
     "TaskError": TASK_ERROR,
     "TaskList": TASK_LIST,
@@ -263,6 +321,10 @@ HEADERS: dict[str, Schema] = {
     },
     "Link": {"description": 'The next page: <url>; rel="next"', "schema": STRING},
     "Allow": {"description": "The methods the path serves", "schema": STRING},
+    "WWW-Authenticate": {
+        "description": 'The challenge of a refused key: Bearer realm="taskgate"',
+        "schema": STRING,
+    },
 }
 
 
@@ -281,6 +343,12 @@ TOO_LARGE = problem_reply("The body is larger than the server accepts")
 UNSUPPORTED = problem_reply("The body is not JSON")
 
 TASK_ID = Param("id", "path", UUID, "The task's id", required=True)
+LAST_EVENT_ID = Param(
+    "Last-Event-ID",
+    "header",
+    STRING,
+    "Resume a stream after this event: the id of the last event received",
+)
 REQUEST_ID = Param(
     "X-Request-ID",
     "header",

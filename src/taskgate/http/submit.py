@@ -61,6 +61,7 @@ async def _submit(
     submission = Submission(
         tenant=principal.tenant,
         user=principal.user,
+        user_id=principal.user_id,
         idempotency_key=key,
         request_id=request.request_id,
         **options,

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 from urllib.parse import urlencode
 
-from taskgate.errors import TaskNotFound
+from taskgate.errors import PermissionDenied, TaskNotFound
 from taskgate.http import inputs
 from taskgate.http.asgi import Headers
 from taskgate.http.cache import Rendered
+from taskgate.http.disconnect import UntilDisconnect
+from taskgate.http.events import follow_log
+from taskgate.http.problems import HTTPProblem, slug_of
 from taskgate.http.representation import log_dict, task_dict, task_json
-from taskgate.http.request import ClientDisconnected, Request
+from taskgate.http.request import Request
 from taskgate.http.responses import (
     Response,
     empty_response,
@@ -23,10 +25,12 @@ from taskgate.http.routing import Endpoints, Param, Reply
 from taskgate.http.schemas import (
     BAD_REQUEST,
     CONFLICT,
+    LAST_EVENT_ID,
     NOT_FOUND_TASK,
     STRING,
     TASK_ID,
     TIME,
+    problem_reply,
 )
 from taskgate.model import Task, TaskFilter
 from taskgate.service import MAX_LOG_PAGE, MAX_PAGE
@@ -65,10 +69,12 @@ def _task_headers(request: Request, task: Task) -> Headers:
 async def _current(request: Request, key: str) -> Rendered:
     """The task's rendering: the cached one if the store says it is still current."""
     service = request.service
-    tenant = request.principal.tenant
+    tenant = request.principal.scope
     cache = request.app.renderings
     cached = cache.get(key)
     if cached is not None:
+        if tenant is not None and cached.tenant != tenant:  # another tenant's task
+            raise TaskNotFound(f"no task {key}")
         try:
             version = await service.version(cached.id, tenant=tenant)
         except TaskNotFound:
@@ -77,6 +83,24 @@ async def _current(request: Request, key: str) -> Rendered:
         if version == cached.version:
             return cached
     return cache.put(key, await service.get(key, tenant=tenant))
+
+
+def _list_tenant(request: Request) -> str | None:
+    """Whose tasks a list shows: the principal's tenant, or for an admin every tenant
+    unless ``tenant=`` names one."""
+    principal = request.principal
+    wanted = request.query_one("tenant") if request.scope["query_string"] else None
+    if principal.scope is None:
+        return wanted
+    if wanted is not None and wanted != principal.scope:
+        raise HTTPProblem(
+            403,
+            f"only an admin key may list another tenant's tasks (this key's tenant is"
+            f" {principal.scope!r})",
+            slug=slug_of(PermissionDenied),
+            title=PermissionDenied.title,
+        )
+    return principal.scope
 
 
 def _matches(if_none_match: bytes, etag: bytes) -> bool:
@@ -106,29 +130,18 @@ def _seen_version(if_none_match: bytes | None, task_id: str) -> int | None:
 
 
 async def _wait(request: Request, task_id: str, seconds: float) -> Task:
-    """`TaskService.wait`, abandoned if the client disconnects first."""
-    waiter = asyncio.ensure_future(
-        request.service.wait(
+    """`TaskService.wait`, abandoned (`ClientDisconnected`) if the client leaves first.
+
+    The wait runs in the request's own task: thousands of idle long polls cost one
+    extra task each (the disconnect watch), not two.
+    """
+    with UntilDisconnect(request):
+        return await request.service.wait(
             task_id,
             seconds,
-            tenant=request.principal.tenant,
+            tenant=request.principal.scope,
             seen_version=_seen_version(request.headers.get(b"if-none-match"), task_id),
         )
-    )
-    watcher = asyncio.ensure_future(request.wait_disconnect())
-    try:
-        await asyncio.wait((waiter, watcher), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        if watcher.done() and not watcher.cancelled():
-            watcher.exception()  # retrieved: a receive() that failed is not worth a log
-        else:
-            watcher.cancel()
-        if not waiter.done():
-            waiter.cancel()
-            await asyncio.wait((waiter,))  # let it unregister; its cancellation is not ours
-    if waiter.cancelled():
-        raise ClientDisconnected()
-    return waiter.result()
 
 
 @api.get(
@@ -157,9 +170,11 @@ async def get_task(request: Request) -> Response:
     else:
         seconds = inputs.param("wait", inputs.to_number, raw_wait)
         if not 0 < seconds <= request.settings.max_wait:
-            raise inputs.invalid(
+            problem = inputs.invalid(
                 "wait", f"must be more than 0 and at most {request.settings.max_wait:g} seconds"
             )
+            problem.extensions["maximum"] = request.settings.max_wait  # a client adapts to it
+            raise problem
         rendered = request.app.renderings.put(task_id, await _wait(request, task_id, seconds))
     headers: Headers = [(ETAG, rendered.etag)]
     if not rendered.terminal:
@@ -200,10 +215,24 @@ async def get_task(request: Request) -> Response:
             "Tasks per page",
         ),
         Param("cursor", "query", STRING, "next_cursor of the previous page"),
+        Param(
+            "acknowledged",
+            "query",
+            {"type": "boolean"},
+            "true: only acknowledged tasks; false: only tasks not acknowledged yet",
+        ),
+        Param(
+            "tenant",
+            "query",
+            STRING,
+            "Only this tenant's tasks. An admin key sees every tenant unless it gives this;"
+            " other keys see only their own tenant (another one is a 403)",
+        ),
     ),
     responses={
         200: Reply("A page of tasks, newest first", "TaskList", headers=("Link",)),
         400: BAD_REQUEST,
+        403: problem_reply("Not an admin key, and tenant= names another tenant"),
     },
 )
 async def list_tasks(request: Request) -> Response:
@@ -213,14 +242,18 @@ async def list_tasks(request: Request) -> Response:
     since = request.query_one("since")
     until = request.query_one("until")
     limit = request.query_one("limit")
+    acknowledged = request.query_one("acknowledged")
     filter = TaskFilter(
         states=inputs.parse_states("state", query.get("state", ())),
         types=tuple(inputs.split_values("type", query.get("type", ()))),
         object_id=request.query_one("object_id"),
-        tenant=request.principal.tenant,
+        tenant=_list_tenant(request),
         created_since=None if since is None else inputs.param("since", inputs.to_time, since),
         created_until=None if until is None else inputs.param("until", inputs.to_time, until),
         labels=tuple(inputs.param("label", inputs.to_label, v) for v in query.get("label", ())),
+        acknowledged=None
+        if acknowledged is None
+        else inputs.param("acknowledged", inputs.to_bool, acknowledged),
     )
     page = await request.service.list(
         filter,
@@ -258,17 +291,39 @@ async def list_tasks(request: Request) -> Response:
             "limit",
             "query",
             {"type": "integer", "minimum": 1, "maximum": MAX_LOG_PAGE, "default": 50},
-            "Most lines to return",
+            "Most lines to return (not with follow)",
         ),
+        Param(
+            "follow",
+            "query",
+            {"type": "boolean", "default": False},
+            "true: stream the lines as Server-Sent Events, new ones as they come",
+        ),
+        LAST_EVENT_ID,
     ),
     responses={
-        200: Reply("Log lines", "LogPage"),
+        200: Reply(
+            "Log lines; with follow=true, a stream of them",
+            "LogPage",
+            also=(("text/event-stream", "LogEventStream"),),
+        ),
         400: BAD_REQUEST,
         404: NOT_FOUND_TASK,
     },
 )
 async def get_task_log(request: Request) -> Response:
-    """Lines ``start+1 .. start+limit`` of the log (``n`` counts from 1), and ``total``."""
+    """Lines ``start+1 .. start+limit`` of the log (``n`` counts from 1), and ``total``.
+
+    With ``follow=true`` the answer is ``text/event-stream``: every line after
+    ``start`` as ``id: <n>``, ``event: line``, ``data: <LogLine>``, then new lines as
+    the task writes them; once the task has ended and every line is sent, ``event: end``
+    with the task as data, and the stream closes. To resume, send the last line's id as
+    ``Last-Event-ID`` (it wins over ``start``). A comment ``: keep-alive`` comes after
+    15 s of silence.
+    """
+    raw_follow = request.query_one("follow") if request.scope["query_string"] else None
+    if raw_follow is not None and inputs.param("follow", inputs.to_bool, raw_follow):
+        return await follow_log(request)
     raw_start = request.query_one("start")
     raw_limit = request.query_one("limit")
     start = (
@@ -281,7 +336,7 @@ async def get_task_log(request: Request) -> Response:
         if raw_limit is None
         else inputs.param("limit", lambda r: inputs.to_int(r, 1, MAX_LOG_PAGE), raw_limit)
     )
-    task = await request.service.get(request.path_params["id"], tenant=request.principal.tenant)
+    task = await request.service.get(request.path_params["id"], tenant=request.principal.scope)
     page = await request.service.log(task.id, start=start, limit=limit)
     return json_response(log_dict(task.id, start, page))
 
@@ -306,7 +361,7 @@ async def get_task_log(request: Request) -> Response:
 async def cancel_task(request: Request) -> Response:
     """A waiting task ends ``canceled`` at once; a running one becomes ``canceling`` and
     its handler is asked to stop. A task that has already ended is a 409."""
-    task = await request.service.cancel(request.path_params["id"], tenant=request.principal.tenant)
+    task = await request.service.cancel(request.path_params["id"], tenant=request.principal.scope)
     return raw_json_response(task_json(task), 200, _task_headers(request, task))
 
 
@@ -325,5 +380,5 @@ async def cancel_task(request: Request) -> Response:
 )
 async def delete_task(request: Request) -> Response:
     """Delete a task that has ended, and its log. A task still going is a 409."""
-    await request.service.delete(request.path_params["id"], tenant=request.principal.tenant)
+    await request.service.delete(request.path_params["id"], tenant=request.principal.scope)
     return empty_response(204)

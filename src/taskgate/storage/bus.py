@@ -6,8 +6,12 @@ signal" of the design: a submit wakes the workers, and a worker's progress wakes
 process holding a ``?wait`` request, in well under a millisecond and with no polling.
 
 Notifications published in one event-loop turn are coalesced into one datagram per
-channel. A datagram lost (a peer's buffer full) costs only latency: workers also poll
-slowly, and waiters re-read the task.
+channel. A peer whose queue is full (Linux queues only ``net.unix.max_dgram_qlen``
+datagrams, 10 by default, so a burst of ten thousand task ends fills it) refuses a
+datagram for now: it is sent again every millisecond until the peer has room, for up to
+`RETRY_FOR` seconds, so a burst delays notifications instead of dropping them. Only a
+peer stuck that long loses them: workers also poll slowly, waiters re-read the task at
+their timeout, and streams resume from the store.
 """
 
 from __future__ import annotations
@@ -16,14 +20,24 @@ import asyncio
 import contextlib
 import errno
 import hashlib
+import logging
 import os
 import secrets
 import socket
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 MAX_DATAGRAM = 60_000
+RETRY_DELAY = 0.001
+"""Seconds between attempts to send a datagram a peer's full queue refused."""
+RETRY_FOR = 5.0
+"""Seconds after which a datagram a peer keeps refusing is dropped."""
+STOP_RETRY_FOR = 0.5
+"""Seconds `LocalBus.stop` keeps trying to hand over what peers refused."""
+
+log = logging.getLogger("taskgate.bus")
 
 Deliver = Callable[[str, str], None]
 
@@ -45,6 +59,8 @@ class LocalBus:
         self._peers_mtime = -1
         self._pending: dict[str, set[str]] = {}
         self._flush_scheduled = False
+        self._refused: list[tuple[str, bytes, float]] = []  # (peer, datagram, give up at)
+        self._retry: asyncio.TimerHandle | None = None
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -64,6 +80,13 @@ class LocalBus:
         # must not drop the notification that wakes the waiters of those tasks.
         if self._pending and self._sock is not None:
             self._flush()
+        deadline = time.monotonic() + STOP_RETRY_FOR
+        while self._refused and self._sock is not None and time.monotonic() < deadline:
+            time.sleep(RETRY_DELAY)  # closing: a short wait beats a lost wake-up
+            self._send_refused()
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
         if self._sock is not None and self._loop is not None:
             with contextlib.suppress(Exception):
                 self._loop.remove_reader(self._sock.fileno())
@@ -114,15 +137,47 @@ class LocalBus:
             return
         self._refresh_peers()
         for peer in self._peers:
-            try:
-                self._sock.sendto(data, peer)
-            except (ConnectionRefusedError, FileNotFoundError):
-                # a process that died without unbinding: its socket file is stale
-                with contextlib.suppress(OSError):
-                    Path(peer).unlink()
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.ENOBUFS):
-                    raise
+            if not self._send(peer, data):
+                self._refused.append((peer, data, time.monotonic() + RETRY_FOR))
+        if self._refused and self._retry is None and self._loop is not None:
+            self._retry = self._loop.call_later(RETRY_DELAY, self._retry_refused)
+
+    def _send(self, peer: str, data: bytes) -> bool:
+        """Send one datagram; False if the peer's queue is full for now."""
+        assert self._sock is not None
+        try:
+            self._sock.sendto(data, peer)
+        except (ConnectionRefusedError, FileNotFoundError):
+            # a process that died without unbinding: its socket file is stale
+            with contextlib.suppress(OSError):
+                Path(peer).unlink()
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.ENOBUFS):
+                raise
+            return False
+        return True
+
+    def _send_refused(self) -> None:
+        now = time.monotonic()
+        kept, dropped = [], 0
+        for peer, data, give_up in self._refused:
+            if self._sock is None or self._send(peer, data):
+                continue
+            if now < give_up:
+                kept.append((peer, data, give_up))
+            else:
+                dropped += 1
+        self._refused = kept
+        if dropped:
+            log.warning(
+                "dropped %d notification(s): a peer refused them for %gs", dropped, RETRY_FOR
+            )
+
+    def _retry_refused(self) -> None:
+        self._retry = None
+        self._send_refused()
+        if self._refused and self._loop is not None:
+            self._retry = self._loop.call_later(RETRY_DELAY, self._retry_refused)
 
     def _on_readable(self) -> None:
         assert self._sock is not None

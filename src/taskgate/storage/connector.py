@@ -38,6 +38,8 @@ CHANNEL_DUE = "due"
 """Tasks became due: workers should claim. Payload unused."""
 CHANNEL_CHANGED = "changed"
 """Tasks changed: payload is a comma-separated list of task ids."""
+CHANNEL_KEYS = "keys"
+"""An API key was revoked: payload is its id. Every process drops its cached keys."""
 
 
 class Connector(Protocol):

@@ -86,6 +86,7 @@ TASK_COLUMNS: tuple[Column, ...] = (
     ("archived", "INTEGER", True, 0),
     ("log_count", "INTEGER", True, 0),
     ("version", "INTEGER", True, 1),
+    ("user_id", "INTEGER", False, None),  # 0002_api_keys
 )
 LOG_COLUMNS: tuple[Column, ...] = (
     ("task_id", "TEXT", True, None),
@@ -102,10 +103,23 @@ WORKER_COLUMNS: tuple[Column, ...] = (
     ("started_at", "REAL", True, None),
     ("heartbeat_at", "REAL", True, None),
 )
+KEY_COLUMNS: tuple[Column, ...] = (
+    ("id", "TEXT", False, None),
+    ("tenant", "TEXT", True, None),
+    ("user_name", "TEXT", True, None),
+    ("user_id", "INTEGER", False, None),
+    ("role", "TEXT", True, None),
+    ("secret_hash", "TEXT", True, None),
+    ("description", "TEXT", False, None),
+    ("created_at", "REAL", True, None),
+    ("expires_at", "REAL", False, None),
+    ("revoked_at", "REAL", False, None),
+)
 TABLES: dict[str, tuple[Column, ...]] = {
     "tasks": TASK_COLUMNS,
     "task_logs": LOG_COLUMNS,
     "workers": WORKER_COLUMNS,
+    "api_keys": KEY_COLUMNS,
 }
 
 
@@ -123,6 +137,7 @@ class MemoryConnector:
         self.tasks: dict[str, Row] = {}
         self.logs: dict[str, dict[int, Row]] = {}
         self.workers: dict[str, Row] = {}
+        self.api_keys: dict[str, Row] = {}  # in insertion (rowid) order
         self.sorted_ids: list[str] = []  # task ids, sorted: ORDER BY id
         self.upid_index: dict[str, str] = {}
         self.key_index: dict[tuple[str, str], str] = {}
@@ -252,6 +267,8 @@ class MemoryConnector:
             return self.tasks.get(key)
         if table == "task_logs":
             return self.logs.get(key[0], {}).get(key[1])
+        if table == "api_keys":
+            return self.api_keys.get(key)
         return self.workers.get(key)
 
     def _store(self, table: str, key: Any, row: Row | None) -> None:
@@ -280,6 +297,11 @@ class MemoryConnector:
                     del self.logs[key[0]]
             else:
                 lines[key[1]] = row
+        elif table == "api_keys":
+            if row is None:
+                self.api_keys.pop(key, None)
+            else:
+                self.api_keys[key] = row
         elif row is None:
             self.workers.pop(key, None)
         else:

@@ -8,13 +8,23 @@ The connector stores what they write and undoes it if a later step of the batch 
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from taskgate.errors import StorageError
-from taskgate.storage.connector import Params, Row
+from taskgate.storage.connector import Row
+from taskgate.storage.memory_sql import (
+    Bound,
+    affinity,
+    json_each,
+    json_extract,
+    sql_eq,
+    sql_is_not,
+    sql_le,
+    sql_limit,
+    sql_lt,
+)
 
 if TYPE_CHECKING:
     from taskgate.storage.memory import MemoryConnector
@@ -27,113 +37,6 @@ Statement = Callable[["MemoryConnector", "Bound"], list[Row]]
 Fragment = Callable[["Bound"], Callable[[Row], bool]]
 
 
-# -- SQL values -------------------------------------------------------------------
-
-
-def affinity(kind: str, value: Any) -> Any:
-    """What SQLite stores for ``value`` in a column of type ``kind``."""
-    if value is None or isinstance(value, bytes):
-        return value
-    if kind == "INTEGER":
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        return value
-    if kind == "REAL":
-        return float(value) if isinstance(value, int) else value
-    if kind == "TEXT" and isinstance(value, int | float):
-        return str(value)
-    return value
-
-
-def _eq(a: Any, b: Any) -> bool:
-    """SQL ``a = b``: never true when either side is NULL."""
-    return a is not None and b is not None and a == b
-
-
-def _le(a: Any, b: Any) -> bool:
-    return a is not None and b is not None and a <= b
-
-
-def _lt(a: Any, b: Any) -> bool:
-    return a is not None and b is not None and a < b
-
-
-def _is_not(a: Any, b: Any) -> bool:
-    """SQL ``a IS NOT b``: NULLs compare equal to each other."""
-    if a is None or b is None:
-        return (a is None) != (b is None)
-    return bool(a != b)
-
-
-def _sql_value(value: Any) -> Any:
-    """A JSON value as SQLite's JSON functions hand it to SQL."""
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, dict | list):
-        return orjson.dumps(value).decode()
-    return value
-
-
-def _json(text: Any) -> Any:
-    try:
-        return orjson.loads(text)
-    except (orjson.JSONDecodeError, TypeError):
-        raise StorageError("malformed JSON") from None
-
-
-def _json_each(text: Any) -> list[tuple[Any, Any]]:
-    """SQLite's ``json_each(text)``: (key, value) per member (a scalar is its own row)."""
-    data = _json(text)
-    if isinstance(data, dict):
-        return [(k, _sql_value(v)) for k, v in data.items()]
-    if isinstance(data, list):
-        return [(i, _sql_value(v)) for i, v in enumerate(data)]
-    return [(None, _sql_value(data))]
-
-
-def _json_extract(text: Any, key: Any) -> Any:
-    """``json_extract(text, '$."key"')``."""
-    if text is None:
-        return None
-    data = _json(text)
-    if not isinstance(data, dict):
-        return None
-    return _sql_value(data.get(str(key)))
-
-
-class Bound:
-    """A statement's parameters, checked as sqlite3 checks them when it binds."""
-
-    __slots__ = ("_data", "_query")
-
-    def __init__(self, query: str, data: Params) -> None:
-        self._query = query
-        self._data = data
-
-    def __getitem__(self, name: str) -> Any:
-        try:
-            value = self._data[name]
-        except KeyError:
-            raise StorageError(
-                f"{self._query}: you did not supply a value for binding parameter :{name}"
-            ) from None
-        if isinstance(value, bool):
-            return int(value)
-        if value is None or isinstance(value, int | float | str | bytes):
-            return value
-        raise StorageError(
-            f"{self._query}: error binding parameter :{name}:"
-            f" type {type(value).__name__!r} is not supported"
-        )
-
-
-def _limit(value: Any) -> int | None:
-    """SQLite's ``LIMIT``: a negative limit means none."""
-    if not isinstance(value, int):
-        raise StorageError("datatype mismatch: LIMIT needs an integer")
-    return None if value < 0 else value
-
-
 # -- the queries of sqlite.sql, one function each ------------------------------------
 
 
@@ -141,7 +44,7 @@ def insert_task(db: MemoryConnector, p: Bound) -> list[Row]:
     values = {
         name: p[name]
         for name in (
-            "id", "upid", "type", "object_id", "tenant", "user_name", "node", "state",
+            "id", "upid", "type", "object_id", "tenant", "user_name", "user_id", "node", "state",
             "params", "max_attempts", "timeout", "retry_on_worker_loss", "priority",
             "idempotency_key", "request_fingerprint", "request_id", "group_id",
             "parent_id", "schedule_id", "labels", "created_at", "scheduled_at", "due_at",
@@ -185,9 +88,14 @@ def get_task_by_idempotency_key(db: MemoryConnector, p: Bound) -> list[Row]:
     return [] if task_id is None else [dict(db.tasks[task_id])]
 
 
+def get_tasks(db: MemoryConnector, p: Bound) -> list[Row]:
+    wanted = {v for _, v in json_each(p["ids"]) if isinstance(v, str)}
+    return [dict(db.tasks[i]) for i in sorted(wanted) if i in db.tasks]
+
+
 def _list_tasks(db: MemoryConnector, p: Bound, fragments: tuple[str, ...]) -> list[Row]:
     tests = [LIST_FRAGMENTS[name](p) for name in fragments]
-    limit = _limit(p["limit"])
+    limit = sql_limit(p["limit"])
     rows: list[Row] = []
     for task_id in reversed(db.sorted_ids):  # ORDER BY id DESC
         if limit is not None and len(rows) >= limit:
@@ -204,22 +112,22 @@ def list_tasks(db: MemoryConnector, p: Bound) -> list[Row]:
 
 def _before(p: Bound) -> Callable[[Row], bool]:
     before = p["before_id"]
-    return lambda row: _lt(row["id"], before)
+    return lambda row: sql_lt(row["id"], before)
 
 
 def _since(p: Bound) -> Callable[[Row], bool]:
     since = p["since_id"]
-    return lambda row: _le(since, row["id"])
+    return lambda row: sql_le(since, row["id"])
 
 
 def _until(p: Bound) -> Callable[[Row], bool]:
     until = p["until_id"]
-    return lambda row: _lt(row["id"], until)
+    return lambda row: sql_lt(row["id"], until)
 
 
 def _tenant(p: Bound) -> Callable[[Row], bool]:
     tenant = p["tenant"]
-    return lambda row: _eq(row["tenant"], tenant)
+    return lambda row: sql_eq(row["tenant"], tenant)
 
 
 def _member(column: str, text: Any) -> Callable[[Row], bool]:
@@ -230,8 +138,8 @@ def _member(column: str, text: Any) -> Callable[[Row], bool]:
     def test(row: Row) -> bool:
         nonlocal wanted
         if wanted is None:
-            wanted = [v for _, v in _json_each(text) if v is not None]
-        return any(_eq(row[column], v) for v in wanted)
+            wanted = [v for _, v in json_each(text) if v is not None]
+        return any(sql_eq(row[column], v) for v in wanted)
 
     return test
 
@@ -246,16 +154,21 @@ def _types(p: Bound) -> Callable[[Row], bool]:
 
 def _object_id(p: Bound) -> Callable[[Row], bool]:
     object_id = p["object_id"]
-    return lambda row: _eq(row["object_id"], object_id)
+    return lambda row: sql_eq(row["object_id"], object_id)
 
 
 def _labels(p: Bound) -> Callable[[Row], bool]:
     text = p["labels"]
     return lambda row: (
         not any(
-            _is_not(_json_extract(row["labels"], key), value) for key, value in _json_each(text)
+            sql_is_not(json_extract(row["labels"], key), value) for key, value in json_each(text)
         )
     )
+
+
+def _acknowledged(p: Bound) -> Callable[[Row], bool]:
+    acknowledged = p["acknowledged"]
+    return lambda row: sql_eq(int(row["acknowledged_at"] is not None), acknowledged)
 
 
 LIST_FRAGMENTS: dict[str, Fragment] = {
@@ -267,21 +180,56 @@ LIST_FRAGMENTS: dict[str, Fragment] = {
     "types": _types,
     "object_id": _object_id,
     "labels": _labels,
+    "acknowledged": _acknowledged,
+}
+
+
+def _after(ts: Any, task_id: Any, after_ts: Any, after_id: Any) -> bool:
+    """SQL ``(ts, task_id) > (after_ts, after_id)``, a row-value comparison."""
+    return sql_lt(after_ts, ts) or (sql_eq(ts, after_ts) and sql_lt(after_id, task_id))
+
+
+def _list_changes(db: MemoryConnector, p: Bound, fragments: tuple[str, ...]) -> list[Row]:
+    after_ts, after_id, limit = p["after_ts"], p["after_id"], sql_limit(p["limit"])
+    tests = [CHANGE_FRAGMENTS[name](p) for name in fragments]
+    rows = [
+        row
+        for row in db.tasks.values()
+        if _after(row["updated_at"], row["id"], after_ts, after_id)
+        and all(test(row) for test in tests)
+    ]
+    rows.sort(key=lambda r: (r["updated_at"], r["id"]))  # ORDER BY updated_at, id
+    return [dict(r) for r in (rows if limit is None else rows[:limit])]
+
+
+def list_changes(db: MemoryConnector, p: Bound) -> list[Row]:
+    return _list_changes(db, p, ())
+
+
+def _ids(p: Bound) -> Callable[[Row], bool]:
+    return _member("id", p["ids"])
+
+
+CHANGE_FRAGMENTS: dict[str, Fragment] = {
+    "tenant": _tenant,
+    "states": _states,
+    "types": _types,
+    "ids": _ids,
 }
 
 
 def get_log(db: MemoryConnector, p: Bound) -> list[Row]:
-    task_id, start, limit = p["task_id"], p["start"], _limit(p["limit"])
+    task_id, start, limit = p["task_id"], p["start"], sql_limit(p["limit"])
     lines = db.logs.get(task_id, {})
-    chosen = sorted(n for n in lines if _lt(start, n))
+    chosen = sorted(n for n in lines if sql_lt(start, n))
     if limit is not None:
         chosen = chosen[:limit]
     return [{k: lines[n][k] for k in ("n", "ts", "level", "text")} for n in chosen]
 
 
 def claim_tasks(db: MemoryConnector, p: Bound) -> list[Row]:
-    worker, now, lease, limit = p["worker"], p["now"], p["lease_expires_at"], _limit(p["limit"])
-    due = db.select_tasks(lambda r: r["state"] in WAITING and _le(r["due_at"], now))
+    worker, now, lease, limit = p["worker"], p["now"], p["lease_expires_at"], sql_limit(p["limit"])
+    due = db.select_tasks(lambda r: r["state"] in WAITING and sql_le(r["due_at"], now))
     due.sort(key=lambda r: (-r["priority"], r["due_at"]))  # stable: ties in rowid order
     if limit is not None:
         due = due[:limit]
@@ -311,7 +259,7 @@ def next_due_at(db: MemoryConnector, p: Bound) -> list[Row]:
 
 def renew_leases(db: MemoryConnector, p: Bound) -> list[Row]:
     worker, lease = p["worker"], p["lease_expires_at"]
-    for old in db.select_tasks(lambda r: _eq(r["worker"], worker) and r["state"] in ACTIVE):
+    for old in db.select_tasks(lambda r: sql_eq(r["worker"], worker) and r["state"] in ACTIVE):
         db.update_task(old, {"lease_expires_at": lease})
     return []
 
@@ -349,18 +297,18 @@ def list_workers(db: MemoryConnector, p: Bound) -> list[Row]:
 
 def expire_worker_leases(db: MemoryConnector, p: Bound) -> list[Row]:
     worker, now = p["worker"], p["now"]
-    for old in db.select_tasks(lambda r: _eq(r["worker"], worker) and r["state"] in ACTIVE):
+    for old in db.select_tasks(lambda r: sql_eq(r["worker"], worker) and r["state"] in ACTIVE):
         db.update_task(old, {"lease_expires_at": now})
     return []
 
 
 def recover_lost_tasks(db: MemoryConnector, p: Bound) -> list[Row]:
     now, error = p["now"], p["error"]
-    lost = db.select_tasks(lambda r: r["state"] in ACTIVE and _lt(r["lease_expires_at"], now))
+    lost = db.select_tasks(lambda r: r["state"] in ACTIVE and sql_lt(r["lease_expires_at"], now))
     changed = []
     for old in lost:
         canceling = old["state"] == "canceling"
-        requeue = bool(old["retry_on_worker_loss"]) and _lt(old["attempt"], old["max_attempts"])
+        requeue = bool(old["retry_on_worker_loss"]) and sql_lt(old["attempt"], old["max_attempts"])
         values = {
             "state": "canceled" if canceling else "queued" if requeue else "failed",
             "error": None if canceling else old["error"] if requeue else error,
@@ -394,14 +342,75 @@ def request_cancel(db: MemoryConnector, p: Bound) -> list[Row]:
     return [db.update_task(old, values)]
 
 
+def _acknowledge(db: MemoryConnector, old: Row, now: Any, user: Any) -> Row:
+    values = {
+        "acknowledged_at": now,
+        "acknowledged_by": user,
+        "updated_at": now,
+        "version": old["version"] + 1,
+    }
+    return db.update_task(old, values)
+
+
+def acknowledge_task(db: MemoryConnector, p: Bound) -> list[Row]:
+    task_id, now, user = p["id"], p["now"], p["user"]
+    old = db.tasks.get(task_id)
+    if old is None or old["acknowledged_at"] is not None:
+        return []
+    return [_acknowledge(db, old, now, user)]
+
+
+def _acknowledge_tasks(db: MemoryConnector, p: Bound, fragments: tuple[str, ...]) -> list[Row]:
+    now, user, after_id, limit = p["now"], p["user"], p["after_id"], sql_limit(p["limit"])
+    tests = [ACKNOWLEDGE_FRAGMENTS[name](p) for name in fragments]
+    chosen: list[Row] = []
+    if isinstance(after_id, str):  # id > NULL (or > a number) selects nothing here
+        for task_id in db.sorted_ids[bisect.bisect_right(db.sorted_ids, after_id) :]:
+            if limit is not None and len(chosen) >= limit:
+                break
+            row = db.tasks[task_id]
+            if row["acknowledged_at"] is None and all(test(row) for test in tests):
+                chosen.append(row)
+    return [{"id": _acknowledge(db, old, now, user)["id"]} for old in chosen]
+
+
+def acknowledge_tasks(db: MemoryConnector, p: Bound) -> list[Row]:
+    return _acknowledge_tasks(db, p, ())
+
+
+def _acknowledge_listed(db: MemoryConnector, p: Bound, fragments: tuple[str, ...]) -> list[Row]:
+    now, user, ids = p["now"], p["user"], p["ids"]
+    tests = [ACKNOWLEDGE_FRAGMENTS[name](p) for name in fragments]
+    wanted = sorted({v for _, v in json_each(ids) if isinstance(v, str)})
+    chosen = [
+        db.tasks[i]
+        for i in wanted
+        if i in db.tasks
+        and db.tasks[i]["acknowledged_at"] is None
+        and all(test(db.tasks[i]) for test in tests)
+    ]
+    return [{"id": _acknowledge(db, old, now, user)["id"]} for old in chosen]
+
+
+def acknowledge_listed(db: MemoryConnector, p: Bound) -> list[Row]:
+    return _acknowledge_listed(db, p, ())
+
+
+ACKNOWLEDGE_FRAGMENTS: dict[str, Fragment] = {
+    "tenant": _tenant,
+    "states": _states,
+    "types": _types,
+}
+
+
 def _held(db: MemoryConnector, p: Bound, states: Iterable[str]) -> Row | None:
     """The task ``:id`` if attempt ``:attempt`` of ``:worker`` holds it in ``states``."""
     task_id, worker, attempt = p["id"], p["worker"], p["attempt"]
     old = db.tasks.get(task_id)
     if (
         old is None
-        or not _eq(old["worker"], worker)
-        or not _eq(old["attempt"], attempt)
+        or not sql_eq(old["worker"], worker)
+        or not sql_eq(old["attempt"], attempt)
         or old["state"] not in states
     ):
         return None
@@ -420,7 +429,7 @@ def finish_task(db: MemoryConnector, p: Bound) -> list[Row]:
         "result": result,
         "error": error,
         "message": message if message is not None else old["message"],
-        "progress": 100.0 if _eq(state, "succeeded") else old["progress"],
+        "progress": 100.0 if sql_eq(state, "succeeded") else old["progress"],
         "finished_at": now,
         "lease_expires_at": None,
         "updated_at": now,
@@ -434,7 +443,7 @@ def retry_task(db: MemoryConnector, p: Bound) -> list[Row]:
     old = _held(db, p, ("running",))
     if old is None:
         return []
-    later = _lt(now, due_at)
+    later = sql_lt(now, due_at)
     values = {
         "state": "scheduled" if later else "queued",
         "scheduled_at": due_at if later else old["scheduled_at"],
@@ -515,6 +524,59 @@ def delete_task_log(db: MemoryConnector, p: Bound) -> list[Row]:
     return []
 
 
+# -- API keys ----------------------------------------------------------------------
+
+KEY_VALUES = (
+    "id", "tenant", "user_name", "user_id", "role", "secret_hash", "description",
+    "created_at", "expires_at",
+)  # fmt: skip
+
+
+def insert_key(db: MemoryConnector, p: Bound) -> list[Row]:
+    row = db.make_row("api_keys", {name: p[name] for name in KEY_VALUES})
+    if row["id"] is not None and row["id"] in db.api_keys:
+        raise StorageError("UNIQUE constraint failed: api_keys.id")
+    db.write("api_keys", row["id"], row)
+    return [dict(row)]
+
+
+def insert_first_key(db: MemoryConnector, p: Bound) -> list[Row]:
+    values = {name: p[name] for name in KEY_VALUES}
+    if db.api_keys:  # WHERE NOT EXISTS (SELECT 1 FROM api_keys)
+        return []
+    row = db.make_row("api_keys", values)
+    db.write("api_keys", row["id"], row)
+    return [dict(row)]
+
+
+def get_key(db: MemoryConnector, p: Bound) -> list[Row]:
+    row = db.api_keys.get(p["id"])
+    return [] if row is None else [dict(row)]
+
+
+def _list_keys(db: MemoryConnector, p: Bound, fragments: tuple[str, ...]) -> list[Row]:
+    tests = [KEY_FRAGMENTS[name](p) for name in fragments]
+    rows = [dict(r) for r in db.api_keys.values() if all(test(r) for test in tests)]
+    return sorted(rows, key=lambda r: (r["created_at"], r["id"]))  # ORDER BY created_at, id
+
+
+def list_keys(db: MemoryConnector, p: Bound) -> list[Row]:
+    return _list_keys(db, p, ())
+
+
+KEY_FRAGMENTS: dict[str, Fragment] = {"tenant": _tenant}
+
+
+def revoke_key(db: MemoryConnector, p: Bound) -> list[Row]:
+    key_id, now = p["id"], p["now"]
+    old = db.api_keys.get(key_id)
+    if old is None or old["revoked_at"] is not None:
+        return []
+    row = db.make_row("api_keys", {"revoked_at": now}, old)
+    db.write("api_keys", key_id, row)
+    return [dict(row)]
+
+
 QUERIES: dict[str, Statement] = {
     fn.__name__: fn
     for fn in (
@@ -523,7 +585,9 @@ QUERIES: dict[str, Statement] = {
         get_task_version,
         get_task_by_upid,
         get_task_by_idempotency_key,
+        get_tasks,
         list_tasks,
+        list_changes,
         get_log,
         claim_tasks,
         next_due_at,
@@ -534,6 +598,9 @@ QUERIES: dict[str, Statement] = {
         expire_worker_leases,
         recover_lost_tasks,
         request_cancel,
+        acknowledge_task,
+        acknowledge_tasks,
+        acknowledge_listed,
         finish_task,
         retry_task,
         update_progress,
@@ -541,14 +608,29 @@ QUERIES: dict[str, Statement] = {
         append_log_line,
         delete_task,
         delete_task_log,
+        insert_key,
+        insert_first_key,
+        get_key,
+        list_keys,
+        revoke_key,
     )
 }
 """Every named query, by the name it has in ``sql/sqlite.sql``."""
 
-FRAGMENTS: dict[str, dict[str, Fragment]] = {"list_tasks": LIST_FRAGMENTS}
+FRAGMENTS: dict[str, dict[str, Fragment]] = {
+    "list_tasks": LIST_FRAGMENTS,
+    "list_changes": CHANGE_FRAGMENTS,
+    "acknowledge_tasks": ACKNOWLEDGE_FRAGMENTS,
+    "acknowledge_listed": ACKNOWLEDGE_FRAGMENTS,
+    "list_keys": KEY_FRAGMENTS,
+}
 """The optional ``WHERE`` fragments of the composed queries."""
 COMPOSED: dict[str, Callable[[MemoryConnector, Bound, tuple[str, ...]], list[Row]]] = {
-    "list_tasks": _list_tasks
+    "list_tasks": _list_tasks,
+    "list_changes": _list_changes,
+    "acknowledge_tasks": _acknowledge_tasks,
+    "acknowledge_listed": _acknowledge_listed,
+    "list_keys": _list_keys,
 }
 
 READS = frozenset(
@@ -557,10 +639,14 @@ READS = frozenset(
         "get_task_version",
         "get_task_by_upid",
         "get_task_by_idempotency_key",
+        "get_tasks",
         "list_tasks",
+        "list_changes",
         "get_log",
         "next_due_at",
         "list_workers",
+        "get_key",
+        "list_keys",
     }
 )
 WRITES = frozenset(QUERIES) - READS

@@ -52,6 +52,7 @@ def task_from_row(row: Row) -> Task:
         object_id=row["object_id"],
         tenant=row["tenant"],
         user=row["user_name"],
+        user_id=row["user_id"],
         node=row["node"],
         worker=row["worker"],
         detailed_state=row["detailed_state"],

@@ -143,6 +143,10 @@
         else if (param.in === "query") for (const v of value.split(/\s*;\s*/)) query.append(param.name, v);
         else if (param.in === "header") headers[param.name] = value;
       }
+      const key = document.getElementById("api-key").value.trim();
+      if (key && !headers.Authorization && !(op.security && op.security.length === 0)) {
+        headers.Authorization = "Bearer " + key;
+      }
       const init = { method: method.toUpperCase(), headers };
       if (body && body.value.trim()) {
         init.body = body.value;

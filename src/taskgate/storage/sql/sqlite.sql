@@ -4,12 +4,12 @@
 -- name: insert_task
 -- A new task; nothing when (tenant, idempotency_key) already exists.
 INSERT INTO tasks (
-    id, upid, type, object_id, tenant, user_name, node, state, params, attempt,
+    id, upid, type, object_id, tenant, user_name, user_id, node, state, params, attempt,
     max_attempts, timeout, retry_on_worker_loss, priority, idempotency_key,
     request_fingerprint, request_id, group_id, parent_id, schedule_id, labels,
     created_at, scheduled_at, updated_at, due_at
 ) VALUES (
-    :id, :upid, :type, :object_id, :tenant, :user_name, :node, :state, :params, 0,
+    :id, :upid, :type, :object_id, :tenant, :user_name, :user_id, :node, :state, :params, 0,
     :max_attempts, :timeout, :retry_on_worker_loss, :priority, :idempotency_key,
     :request_fingerprint, :request_id, :group_id, :parent_id, :schedule_id, :labels,
     :created_at, :scheduled_at, :created_at, :due_at
@@ -29,6 +29,11 @@ SELECT * FROM tasks WHERE upid = :upid
 
 -- name: get_task_by_idempotency_key
 SELECT * FROM tasks WHERE tenant = :tenant AND idempotency_key = :idempotency_key
+
+-- name: get_tasks
+-- Several tasks by id (:ids, a JSON array), in no particular order: one read for a batch
+-- of change notifications, however many waiters and streams watch each task.
+SELECT * FROM tasks WHERE id IN (SELECT value FROM json_each(:ids))
 
 -- name: list_tasks
 -- A page of tasks, newest first; the chosen fragments filter it.
@@ -64,6 +69,32 @@ NOT EXISTS (
     SELECT 1 FROM json_each(:labels) AS wanted
     WHERE json_extract(tasks.labels, '$."' || wanted.key || '"') IS NOT wanted.value
 )
+
+-- name: list_tasks.acknowledged
+-- :acknowledged is 1 (acknowledged tasks only) or 0 (tasks not acknowledged yet)
+(acknowledged_at IS NOT NULL) = :acknowledged
+
+-- name: list_changes
+-- Tasks in the order they last changed, (updated_at, id), after the position
+-- (:after_ts, :after_id): an events stream's replay. The chosen fragments filter them;
+-- their unary + keeps the planner on tasks_changes (0003), already in this order, rather
+-- than on a filter's own index followed by a sort of everything it selects.
+SELECT * FROM tasks
+WHERE (updated_at, id) > (:after_ts, :after_id) AND /*where*/
+ORDER BY updated_at, id
+LIMIT :limit
+
+-- name: list_changes.tenant
++tenant = :tenant
+
+-- name: list_changes.states
++state IN (SELECT value FROM json_each(:states))
+
+-- name: list_changes.types
++type IN (SELECT value FROM json_each(:types))
+
+-- name: list_changes.ids
+id IN (SELECT value FROM json_each(:ids))
 
 -- name: get_log
 -- Lines start+1 .. start+limit of a task's log.
@@ -155,6 +186,62 @@ UPDATE tasks SET
 WHERE id = :id AND state IN ('queued', 'scheduled', 'running', 'canceling')
 RETURNING *
 
+-- name: acknowledge_task
+-- Acknowledge one task (its state is unchanged); no row when it already was: the first
+-- acknowledgment stands.
+UPDATE tasks SET
+    acknowledged_at = :now,
+    acknowledged_by = :user,
+    updated_at = :now,
+    version = version + 1
+WHERE id = :id AND acknowledged_at IS NULL
+RETURNING *
+
+-- name: acknowledge_tasks
+-- Acknowledge up to :limit tasks not acknowledged yet, in id order after :after_id, that
+-- the chosen fragments select; their ids. Callers loop, one short transaction a batch.
+UPDATE tasks SET
+    acknowledged_at = :now,
+    acknowledged_by = :user,
+    updated_at = :now,
+    version = version + 1
+WHERE id IN (
+    SELECT id FROM tasks
+    WHERE acknowledged_at IS NULL AND id > :after_id AND /*where*/
+    ORDER BY id
+    LIMIT :limit
+)
+RETURNING id
+
+-- name: acknowledge_tasks.tenant
+tenant = :tenant
+
+-- name: acknowledge_tasks.states
+state IN (SELECT value FROM json_each(:states))
+
+-- name: acknowledge_tasks.types
+type IN (SELECT value FROM json_each(:types))
+
+-- name: acknowledge_listed
+-- Acknowledge the tasks of :ids (a JSON array) not acknowledged yet that the chosen
+-- fragments select; their ids.
+UPDATE tasks SET
+    acknowledged_at = :now,
+    acknowledged_by = :user,
+    updated_at = :now,
+    version = version + 1
+WHERE id IN (SELECT value FROM json_each(:ids)) AND acknowledged_at IS NULL AND /*where*/
+RETURNING id
+
+-- name: acknowledge_listed.tenant
+tenant = :tenant
+
+-- name: acknowledge_listed.states
+state IN (SELECT value FROM json_each(:states))
+
+-- name: acknowledge_listed.types
+type IN (SELECT value FROM json_each(:types))
+
 -- name: finish_task
 -- The worker holding attempt :attempt ends the task in :state.
 UPDATE tasks SET
@@ -221,3 +308,42 @@ RETURNING id
 -- name: delete_task_log
 -- The log of a task deleted just before, in the same transaction.
 DELETE FROM task_logs WHERE task_id = :id AND NOT EXISTS (SELECT 1 FROM tasks WHERE id = :id)
+
+-- name: insert_key
+-- A new API key (its secret only as a salted hash).
+INSERT INTO api_keys (
+    id, tenant, user_name, user_id, role, secret_hash, description, created_at, expires_at
+) VALUES (
+    :id, :tenant, :user_name, :user_id, :role, :secret_hash, :description, :created_at,
+    :expires_at
+)
+RETURNING *
+
+-- name: insert_first_key
+-- The same, only while the store has no key at all (serve's first start makes one).
+INSERT INTO api_keys (
+    id, tenant, user_name, user_id, role, secret_hash, description, created_at, expires_at
+)
+SELECT
+    :id, :tenant, :user_name, :user_id, :role, :secret_hash, :description, :created_at,
+    :expires_at
+WHERE NOT EXISTS (SELECT 1 FROM api_keys)
+RETURNING *
+
+-- name: get_key
+SELECT * FROM api_keys WHERE id = :id
+
+-- name: list_keys
+-- API keys, oldest first; the chosen fragments filter them.
+SELECT * FROM api_keys
+WHERE /*where*/
+ORDER BY created_at, id
+
+-- name: list_keys.tenant
+tenant = :tenant
+
+-- name: revoke_key
+-- Revoke a key now; no row when it does not exist or was already revoked.
+UPDATE api_keys SET revoked_at = :now
+WHERE id = :id AND revoked_at IS NULL
+RETURNING *

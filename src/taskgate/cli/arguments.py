@@ -1,0 +1,96 @@
+"""Command-line values of the client commands: task parameters, labels, durations.
+
+``taskgate submit vzdump vmid=100 storage=local tags='["a"]' note:='"007"'``
+
+- ``key=value``: the value as JSON when it parses as JSON (``100`` is a number,
+  ``true`` a boolean, ``["a"]`` a list, ``null`` null), else the text as it is;
+- ``key:=json``: the value must be JSON (for a string that looks like a number,
+  ``key:='"007"'``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+from typing import Any
+
+import click
+import orjson
+
+_KEY = re.compile(r"^[A-Za-z_][\w.\-]*$")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_value(text: str) -> Any:
+    """``text`` as JSON if it is JSON, else ``text`` itself."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return text
+
+
+def parse_params(items: Iterable[str]) -> dict[str, Any]:
+    """``key=value`` / ``key:=json`` arguments as one parameters object."""
+    params: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise click.BadParameter(
+                f"{item!r} is not key=value (or key:=json)", param_hint="PARAMS"
+            )
+        strict = key.endswith(":")
+        key = key.removesuffix(":")
+        if not _KEY.match(key):
+            raise click.BadParameter(
+                f"{key!r} in {item!r} is not a parameter name", param_hint="PARAMS"
+            )
+        if key in params:
+            raise click.BadParameter(f"{key!r} is given twice", param_hint="PARAMS")
+        if strict:
+            try:
+                params[key] = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                raise click.BadParameter(
+                    f"{key}:= needs JSON, got {raw!r}", param_hint="PARAMS"
+                ) from None
+        else:
+            params[key] = parse_value(raw)
+    return params
+
+
+def parse_labels(items: Iterable[str], *, option: str = "--label") -> dict[str, str]:
+    """``k=v`` options as a dict of labels."""
+    labels: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r} is not key=value", param_hint=option)
+        labels[key] = value
+    return labels
+
+
+def parse_duration(text: str, *, option: str) -> float:
+    """Seconds from ``90``, ``1.5``, ``250ms``, ``90s``, ``5m``, ``2h`` or ``1d``."""
+    match = _DURATION.match(text)
+    if match is None:
+        raise click.BadParameter(
+            f"{text!r} is not a duration (like 30, 30s, 5m, 2h)", param_hint=option
+        )
+    seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
+    if not math.isfinite(seconds):
+        raise click.BadParameter(f"{text!r} is too long", param_hint=option)
+    return seconds
+
+
+def duration_callback(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> float | None:
+    """A click option callback: the option's text as seconds (`parse_duration`).
+
+    A callback rather than a ``click.ParamType``, whose typing differs between click
+    versions."""
+    if value is None:
+        return None
+    return parse_duration(value, option=param.opts[0] if param.opts else "duration")

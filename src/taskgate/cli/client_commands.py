@@ -1,0 +1,342 @@
+"""The commands for people at a terminal: ``taskgate submit`` and ``taskgate tasks ...``.
+
+They use the SDK (`taskgate.client`) and nothing of the server's. Output is a rich
+table, panel or progress bar on a terminal, plain text when piped, and JSON only with
+``--json``. Exit statuses are listed in `taskgate.cli.remote`.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable
+from typing import Any
+
+import click
+from rich.text import Text
+
+from taskgate.cli import render
+from taskgate.cli.arguments import duration_callback, parse_labels, parse_params
+from taskgate.cli.remote import (
+    EXIT_FAILED,
+    EXIT_HELP,
+    EXIT_OK,
+    EXIT_WAIT_TIMEOUT,
+    STATE_EXITS,
+    connection_options,
+    fail,
+    session,
+)
+from taskgate.cli.watch import display_for, follow
+from taskgate.client import Client, Task, WaitTimeout
+
+DEFAULT_LIMIT = 20
+EXIT_INTERRUPTED = 130
+"""Ctrl+C, as a shell reports a command ended by SIGINT (128 + 2)."""
+MAX_PAGE = 500
+"""The most tasks the server returns per page (its own limit)."""
+
+VERBOSE = click.option(
+    "-v", "--verbose", is_flag=True, help="Show the remote traceback when the task failed."
+)
+
+
+def _ended(
+    client: Client, task: Task, *, timeout: float | None, as_json: bool, verbose: bool
+) -> int:
+    """Follow ``task`` to its end, show how it ended; the exit status for it."""
+    try:
+        task = follow(client, task, timeout=timeout, display=display_for(as_json=as_json))
+    except WaitTimeout as exc:
+        if as_json:
+            render.json_line(exc.task)
+        fail(
+            f"task {exc.task.id} is still {exc.task.state} after waiting"
+            f" {render.duration(timeout or 0.0)}",
+            EXIT_WAIT_TIMEOUT,
+        )
+    except KeyboardInterrupt:  # Ctrl+C stops the waiting, not the task
+        click.echo(
+            f"taskgate: stopped waiting; task {task.id} goes on"
+            f" (to stop it: taskgate tasks cancel {task.id})",
+            err=True,
+        )
+        raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+    if as_json:
+        render.json_line(task)
+    else:
+        render.console().print(render.outcome(task, traceback=verbose))
+    code = STATE_EXITS.get(str(task.state), EXIT_FAILED)
+    if code != EXIT_OK:
+        raise click.exceptions.Exit(code)  # a return value is not the status under click
+    return code
+
+
+# -- submit -------------------------------------------------------------------------------
+
+
+@click.command(epilog=EXIT_HELP)
+@click.argument("operation", metavar="TYPE")
+@click.argument("params", nargs=-1, metavar="[KEY=VALUE]...")
+@click.option("-w", "--wait", is_flag=True, help="Follow the task until it ends.")
+@click.option(
+    "--wait-timeout",
+    callback=duration_callback,
+    metavar="DURATION",
+    help="With --wait: stop waiting after this long (exit status 5); the task goes on.",
+)
+@click.option("--object-id", metavar="ID", help="What the task acts on (for filtering).")
+@click.option("--priority", type=int, help="Higher runs first [default: the operation's].")
+@click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="A label (repeat).")
+@click.option(
+    "--delay",
+    callback=duration_callback,
+    metavar="DURATION",
+    help="Run no earlier than this from now.",
+)
+@click.option("--scheduled-at", metavar="TIME", help="Run no earlier than this RFC 3339 time.")
+@click.option(
+    "--task-timeout",
+    callback=duration_callback,
+    metavar="DURATION",
+    help="The task's own time limit [default: the operation's].",
+)
+@click.option("--max-attempts", type=click.IntRange(1), help="Attempts, counting retries.")
+@click.option(
+    "--idempotency-key",
+    metavar="KEY",
+    help="Submitting again with the same key returns the same task.",
+)
+@VERBOSE
+@connection_options
+def submit(
+    operation: str,
+    params: tuple[str, ...],
+    wait: bool,
+    wait_timeout: float | None,
+    object_id: str | None,
+    priority: int | None,
+    labels: tuple[str, ...],
+    delay: float | None,
+    scheduled_at: str | None,
+    task_timeout: float | None,
+    max_attempts: int | None,
+    idempotency_key: str | None,
+    verbose: bool,
+    as_json: bool,
+    **connection: Any,
+) -> int:
+    """Submit a task of operation TYPE with parameters KEY=VALUE ...
+
+    A value is JSON when it parses as JSON (vmid=100 is a number, flag=true a boolean,
+    tags='["a"]' a list), else text; KEY:=JSON demands JSON (note:='"007"'). Prints the
+    task id; with --wait, follows the task with a progress bar and prints its result or
+    its error, and the exit status says how it ended.
+
+    \b
+        taskgate submit vzdump vmid=100 storage=local --wait
+        ID=$(taskgate submit long_running seconds=30)
+    """
+    if wait_timeout is not None and not wait:
+        raise click.UsageError("--wait-timeout needs --wait")
+    values = parse_params(params)
+    task_labels = parse_labels(labels)
+    with session(**connection) as client:
+        task = client.submit(
+            operation,
+            values,
+            idempotency_key=idempotency_key,
+            object_id=object_id,
+            priority=priority,
+            labels=task_labels or None,
+            delay=delay,
+            scheduled_at=scheduled_at,
+            timeout=task_timeout,
+            max_attempts=max_attempts,
+        )
+        if wait:
+            return _ended(client, task, timeout=wait_timeout, as_json=as_json, verbose=verbose)
+        if as_json:
+            render.json_line(task)
+            return EXIT_OK
+        out = render.console()
+        if not out.is_terminal:
+            out.print(task.id, markup=False, highlight=False)
+            return EXIT_OK
+        out.print(Text(task.id, style="bold"))
+        summary = Text.assemble(task.type, " ", render.state_text(task.state))
+        if task.object_id:
+            summary.append(f" (object {task.object_id})")
+        out.print(summary.append(f"; follow it: taskgate tasks wait {task.id}", style="dim"))
+    return EXIT_OK
+
+
+# -- tasks --------------------------------------------------------------------------------
+
+
+@click.group(epilog=EXIT_HELP)
+def tasks() -> None:
+    """List, show, follow, cancel and acknowledge tasks."""
+
+
+def _split(values: Iterable[str]) -> list[str]:
+    """Repeated and comma-separated values, as one list."""
+    return [v.strip() for value in values for v in value.split(",") if v.strip()]
+
+
+@tasks.command("ls")
+@click.option(
+    "--state", "states", multiple=True, metavar="STATE", help="Only these states (repeat, or a,b)."
+)
+@click.option("--type", "types", multiple=True, metavar="TYPE", help="Only these operations.")
+@click.option("--object-id", metavar="ID", help="Only tasks acting on this object.")
+@click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="Only with this label.")
+@click.option("--tenant", metavar="TENANT", help="Only this tenant's tasks (admin keys).")
+@click.option(
+    "--acknowledged/--unacknowledged",
+    default=None,
+    help="Only acknowledged (or not yet acknowledged) tasks.",
+)
+@click.option(
+    "-n",
+    "--limit",
+    type=click.IntRange(1),
+    default=DEFAULT_LIMIT,
+    show_default=True,
+    help="Most tasks to show.",
+)
+@click.option("-a", "--all", "everything", is_flag=True, help="Every matching task (no limit).")
+@connection_options
+def ls(
+    states: tuple[str, ...],
+    types: tuple[str, ...],
+    object_id: str | None,
+    labels: tuple[str, ...],
+    tenant: str | None,
+    acknowledged: bool | None,
+    limit: int,
+    everything: bool,
+    as_json: bool,
+    **connection: Any,
+) -> int:
+    """List tasks, newest first: a table, or one JSON object per line with --json."""
+    filters: dict[str, Any] = {}
+    if states:
+        filters["state"] = _split(states)
+    if types:
+        filters["type"] = _split(types)
+    if object_id is not None:
+        filters["object_id"] = object_id
+    if labels:
+        filters["labels"] = parse_labels(labels)
+    if acknowledged is not None:
+        filters["acknowledged"] = acknowledged
+    if tenant is not None:
+        filters["tenant"] = tenant
+    with session(**connection) as client:
+        if everything:
+            found = client.list(page_size=MAX_PAGE, **filters)
+        else:
+            found = client.list(limit=limit + 1, page_size=min(limit + 1, MAX_PAGE), **filters)
+        if as_json:
+            for task in itertools.islice(found, None if everything else limit):
+                render.json_line(task)
+            return EXIT_OK
+        rows = list(found)
+        more = not everything and len(rows) > limit
+        out = render.console()
+        if not rows:
+            out.print("no tasks", style="dim")
+            return EXIT_OK
+        out.print(render.task_table(rows[:limit] if more else rows))
+    if more:
+        render.console(stderr=True).print(
+            f"(the newest {limit} shown; --limit N or --all for more)", style="dim"
+        )
+    return EXIT_OK
+
+
+def _task_line(task: Task, note: str = "") -> Text:
+    return Text.assemble("task ", (task.id, "bold"), " ", render.state_text(task.state), note)
+
+
+@tasks.command()
+@click.argument("task_id", metavar="ID")
+@connection_options
+def show(task_id: str, as_json: bool, **connection: Any) -> int:
+    """Show every field of a task, and its error's traceback."""
+    with session(**connection) as client:
+        task = client.get(task_id)
+        if as_json:
+            render.json_line(task)
+        else:
+            render.console().print(render.task_details(task))
+    return EXIT_OK
+
+
+@tasks.command()
+@click.argument("task_id", metavar="ID")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines until the task ends.")
+@click.option("-t", "--timestamps", is_flag=True, help="Show each line's time.")
+@connection_options
+def logs(task_id: str, follow: bool, timestamps: bool, as_json: bool, **connection: Any) -> int:
+    """Print a task's log (with -f: and new lines as they come, until the task ends)."""
+    out = render.console()
+    with session(**connection) as client:
+        lines = client.follow_log(task_id) if follow else client.log(task_id).lines
+        for line in lines:
+            if as_json:
+                render.json_line(line)
+            else:
+                out.print(render.log_text(line, timestamps=timestamps))
+    return EXIT_OK
+
+
+@tasks.command("wait", epilog=EXIT_HELP)
+@click.argument("task_id", metavar="ID")
+@click.option(
+    "--timeout",
+    callback=duration_callback,
+    metavar="DURATION",
+    help="Stop waiting after this long (exit status 5); the task goes on.",
+)
+@VERBOSE
+@connection_options
+def wait_command(
+    task_id: str, timeout: float | None, verbose: bool, as_json: bool, **connection: Any
+) -> int:
+    """Follow a task until it ends, with a progress bar; print its result or error.
+
+    The exit status says how it ended: 0 succeeded, 1 failed, 3 canceled, 4 timed out.
+    """
+    with session(**connection) as client:
+        task = client.get(task_id)
+        return _ended(client, task, timeout=timeout, as_json=as_json, verbose=verbose)
+
+
+@tasks.command()
+@click.argument("task_id", metavar="ID")
+@connection_options
+def cancel(task_id: str, as_json: bool, **connection: Any) -> int:
+    """Cancel a task: a waiting one ends at once, a running one is asked to stop."""
+    with session(**connection) as client:
+        task = client.cancel(task_id)
+        if as_json:
+            render.json_line(task)
+        else:
+            render.console().print(_task_line(task))
+    return EXIT_OK
+
+
+@tasks.command()
+@click.argument("task_id", metavar="ID")
+@connection_options
+def ack(task_id: str, as_json: bool, **connection: Any) -> int:
+    """Acknowledge a task (mark it as seen); its state does not change."""
+    with session(**connection) as client:
+        task = client.acknowledge(task_id)
+        if as_json:
+            render.json_line(task)
+        else:
+            by = f" by {task.acknowledged_by}" if task.acknowledged_by else ""
+            render.console().print(_task_line(task, f", acknowledged{by}"))
+    return EXIT_OK

@@ -1,0 +1,119 @@
+"""taskgate's Python SDK: follow and control tasks over the HTTP API.
+
+    from taskgate.client import Client, TaskFailed
+
+    with Client("http://127.0.0.1:8006", api_key="tgk_...") as client:
+        task = client.submit("vzdump", vmid=100)      # 202: stored, usually queued
+        try:
+            done = client.wait(task, timeout=600)     # long polls, never a busy loop
+            print(done.result)
+        except TaskFailed as exc:
+            print(exc.error_type, exc.error_message, exc.traceback)
+
+`AsyncClient` has the same methods for asyncio. Both take ``transport=`` (an httpx
+transport: ``httpx.MockTransport``, ``httpx.ASGITransport``, ...) instead of the network.
+
+The SDK knows only the HTTP API: it imports nothing of the server, and its records
+(`Task`, `LogLine`, `TaskEvent`, `Operation`, `Page`) ignore fields they do not know, so
+it works against newer servers. Its exceptions form one tree under
+`TaskgateClientError` (drawn in `taskgate.client.errors`).
+
+Module layout (as httpx's): ``_base`` builds requests and reads answers for both
+clients; ``_client`` and ``_async_client`` only send them; ``_retry`` decides when a
+request goes again; ``_streams`` and ``_sse`` read Server-Sent Events; ``_models``
+holds the records; ``errors`` the exceptions.
+"""
+
+from __future__ import annotations
+
+from taskgate.client._async_client import (
+    AsyncClient,
+    AsyncEventStream,
+    AsyncLogStream,
+    AsyncStream,
+)
+from taskgate.client._base import TaskRef
+from taskgate.client._client import Client, EventStream, LogStream, Stream
+from taskgate.client._models import (
+    ErrorInfo,
+    LogLine,
+    LogPage,
+    Operation,
+    Page,
+    State,
+    Task,
+    TaskEvent,
+)
+from taskgate.client._retry import Retry
+from taskgate.client._sse import ServerSentEvent, SSEParser
+from taskgate.client.errors import (
+    APIError,
+    BadRequest,
+    Conflict,
+    ConnectionFailed,
+    FieldError,
+    Forbidden,
+    InvalidResponse,
+    NotFound,
+    PayloadTooLarge,
+    Problem,
+    RequestTimeout,
+    ServerError,
+    ServiceUnavailable,
+    TaskCanceled,
+    TaskError,
+    TaskFailed,
+    TaskgateClientError,
+    TaskTimedOut,
+    TransportError,
+    Unauthorized,
+    UnprocessableEntity,
+    UnsupportedMediaType,
+    WaitTimeout,
+)
+
+__all__ = [
+    "APIError",
+    "AsyncClient",
+    "AsyncEventStream",
+    "AsyncLogStream",
+    "AsyncStream",
+    "BadRequest",
+    "Client",
+    "Conflict",
+    "ConnectionFailed",
+    "ErrorInfo",
+    "EventStream",
+    "FieldError",
+    "Forbidden",
+    "InvalidResponse",
+    "LogLine",
+    "LogPage",
+    "LogStream",
+    "NotFound",
+    "Operation",
+    "Page",
+    "PayloadTooLarge",
+    "Problem",
+    "RequestTimeout",
+    "Retry",
+    "SSEParser",
+    "ServerError",
+    "ServerSentEvent",
+    "ServiceUnavailable",
+    "State",
+    "Stream",
+    "Task",
+    "TaskCanceled",
+    "TaskError",
+    "TaskEvent",
+    "TaskFailed",
+    "TaskRef",
+    "TaskTimedOut",
+    "TaskgateClientError",
+    "TransportError",
+    "Unauthorized",
+    "UnprocessableEntity",
+    "UnsupportedMediaType",
+    "WaitTimeout",
+]

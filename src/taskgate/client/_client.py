@@ -1,0 +1,463 @@
+"""`Client`: the blocking SDK. `AsyncClient` (``_async_client.py``) is its twin; both
+build their requests and read their answers with ``_base.py`` and ``_streams.py``."""
+
+from __future__ import annotations
+
+import builtins
+import time
+from collections.abc import Generator, Iterable, Iterator, Mapping
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any, Generic, Self, TypeVar
+
+import httpx
+
+from taskgate.client import _base, _retry
+from taskgate.client._base import (
+    DEFAULT_TIMEOUT,
+    LIST_PAGE,
+    LOG_PAGE,
+    LONG_POLL,
+    Call,
+    LongPoll,
+    Pager,
+    TaskRef,
+)
+from taskgate.client._models import LogLine, LogPage, Operation, Page, Task, TaskEvent
+from taskgate.client._retry import Retry
+from taskgate.client._streams import EventFollow, Follow, LogFollow
+from taskgate.client.errors import InvalidResponse, WaitTimeout
+
+T = TypeVar("T")
+
+_sleep = time.sleep  # one name for tests to replace
+
+
+class Stream(Generic[T]):
+    """An iterator over a server-sent event stream that reconnects by itself.
+
+    Close it (or use it in a ``with`` block) when leaving it before its end: that closes
+    the connection. ``last_event_id`` is where a new stream could resume.
+    """
+
+    def __init__(self, follow: Follow[T], iterator: Generator[T, None, None]) -> None:
+        self._follow = follow
+        self._iterator = iterator
+
+    @property
+    def last_event_id(self) -> str | None:
+        return self._follow.last_event_id
+
+    def __iter__(self) -> Iterator[T]:
+        return self
+
+    def __next__(self) -> T:
+        return next(self._iterator)
+
+    def close(self) -> None:
+        """Stop following: the connection is closed."""
+        self._iterator.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class LogStream(Stream[LogLine]):
+    """A task's log lines as they are written; ends when the task has ended and every
+    line has come. ``task`` is then the ended task."""
+
+    @property
+    def task(self) -> Task | None:
+        assert isinstance(self._follow, LogFollow)
+        return self._follow.task
+
+
+class EventStream(Stream[TaskEvent]):
+    """Task changes as they happen; it does not end by itself."""
+
+
+class Client:
+    """A taskgate API client (blocking).
+
+        with Client("http://127.0.0.1:8006", api_key="tgk_...") as client:
+            task = client.submit("vzdump", vmid=100)
+            done = client.wait(task)          # the succeeded task, or TaskFailed, ...
+
+    ``base_url`` defaults to ``$TASKGATE_URL`` (else http://127.0.0.1:8006) and
+    ``api_key`` to ``$TASKGATE_API_KEY``; the key goes out as ``Authorization: Bearer``.
+    ``timeout`` bounds connecting and each read (long polls and streams add what they
+    wait on purpose). ``transport`` replaces the network (``httpx.MockTransport``, an
+    ASGI transport, ...). ``retry`` says how connection errors and 503s are retried
+    (`Retry`); ``long_poll`` is the length of each ``?wait=`` request of `wait`.
+    """
+
+    def __init__(
+        self,
+        base_url: str | httpx.URL | None = None,
+        *,
+        api_key: str | None = None,
+        timeout: float | httpx.Timeout | None = DEFAULT_TIMEOUT,
+        transport: httpx.BaseTransport | None = None,
+        retry: Retry | None = None,
+        headers: Mapping[str, str] | None = None,
+        long_poll: float = LONG_POLL,
+    ) -> None:
+        self.base_url = _base.resolve_base_url(base_url)
+        self.retry = Retry() if retry is None else retry
+        self.long_poll = long_poll
+        self._timeout = _base.make_timeout(timeout)
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            headers=_base.default_headers(_base.resolve_api_key(api_key), headers),
+            timeout=self._timeout,
+            transport=transport,
+        )
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the connections."""
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- sending -----------------------------------------------------------------------
+
+    def _send(self, call: Call, *, stream: bool = False) -> httpx.Response:
+        """Send ``call``, retrying as `Retry` allows; the response (not yet checked)."""
+        failures = 0
+        while True:
+            request = call.build(self._http, self._timeout)
+            try:
+                response = self._http.send(request, stream=stream)
+            except httpx.TransportError as exc:
+                failures += 1
+                delay = _retry.retry_delay(self.retry, call.replayable, failures, error=exc)
+                if delay is None:
+                    raise _retry.transport_error(exc) from exc
+            else:
+                if response.status_code < 400:
+                    return response
+                failures += 1
+                delay = _retry.retry_delay(self.retry, call.replayable, failures, response=response)
+                if delay is None:
+                    if stream:
+                        response.read()
+                    return response
+                response.close()
+            _sleep(delay)
+
+    def _json(self, call: Call) -> Any:
+        return _base.json_of(self._send(call))
+
+    def _task(self, call: Call) -> Task:
+        return _base.task_of(self._send(call))
+
+    # -- submitting --------------------------------------------------------------------
+
+    def submit(
+        self,
+        type: str,
+        params: Mapping[str, Any] | None = None,
+        /,
+        *,
+        idempotency_key: str | None = None,
+        object_id: str | int | None = None,
+        priority: int | None = None,
+        labels: Mapping[str, str] | None = None,
+        delay: float | timedelta | None = None,
+        scheduled_at: datetime | str | None = None,
+        timeout: float | timedelta | None = None,
+        max_attempts: int | None = None,
+        **kwargs: Any,
+    ) -> Task:
+        """Submit a task of operation ``type``; the task as stored (usually queued).
+
+        Parameters come as keyword arguments (``submit("vzdump", vmid=100)``) or as a
+        dict (``submit("vzdump", {"vmid": 100})``, which wins for a parameter named like
+        an option). The options set the task's object id, priority, labels, start
+        (``delay`` seconds from now, or ``scheduled_at``), ``timeout`` (seconds the
+        handler may run) and ``max_attempts``.
+
+        An ``Idempotency-Key`` is always sent (a new one when not given), so a submit
+        retried after a dropped connection cannot create a second task; the same key
+        given again returns the first task.
+        """
+        call = _base.submit_call(
+            type,
+            params,
+            kwargs,
+            idempotency_key=idempotency_key,
+            object_id=object_id,
+            priority=priority,
+            labels=labels,
+            delay=delay,
+            scheduled_at=scheduled_at,
+            timeout=timeout,
+            max_attempts=max_attempts,
+        )
+        return self._task(call)
+
+    def submit_and_wait(
+        self,
+        type: str,
+        params: Mapping[str, Any] | None = None,
+        /,
+        *,
+        wait_timeout: float | None = None,
+        idempotency_key: str | None = None,
+        object_id: str | int | None = None,
+        priority: int | None = None,
+        labels: Mapping[str, str] | None = None,
+        delay: float | timedelta | None = None,
+        scheduled_at: datetime | str | None = None,
+        timeout: float | timedelta | None = None,
+        max_attempts: int | None = None,
+        **kwargs: Any,
+    ) -> Task:
+        """`submit`, then `wait` (for at most ``wait_timeout`` seconds)."""
+        task = self.submit(
+            type,
+            params,
+            idempotency_key=idempotency_key,
+            object_id=object_id,
+            priority=priority,
+            labels=labels,
+            delay=delay,
+            scheduled_at=scheduled_at,
+            timeout=timeout,
+            max_attempts=max_attempts,
+            **kwargs,
+        )
+        return self.wait(task, timeout=wait_timeout)
+
+    # -- reading -----------------------------------------------------------------------
+
+    def get(self, task: TaskRef) -> Task:
+        """The task now. `NotFound` if there is no such task (or it is another
+        tenant's)."""
+        return self._task(Call("GET", _base.task_path(task)))
+
+    def list(
+        self,
+        *,
+        state: str | Iterable[str] | None = None,
+        type: str | Iterable[str] | None = None,
+        object_id: str | int | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+        labels: Mapping[str, str] | None = None,
+        acknowledged: bool | None = None,
+        tenant: str | None = None,
+        limit: int | None = None,
+        page_size: int = LIST_PAGE,
+    ) -> Generator[Task, None, None]:
+        """Every task that matches, newest first, fetched a page at a time as the
+        iteration goes (at most ``limit`` tasks when given). ``state`` and ``type``
+        take one value or several; ``labels`` must all match; ``tenant`` is for admin
+        keys."""
+        filters = _base.list_filters(
+            state=state,
+            type=type,
+            object_id=object_id,
+            since=since,
+            until=until,
+            labels=labels,
+            acknowledged=acknowledged,
+            tenant=tenant,
+        )
+        if limit is not None:
+            page_size = max(1, min(page_size, limit))
+        pager = Pager(filters, page_size)
+        return self._pages(pager, limit)
+
+    def _pages(self, pager: Pager, limit: int | None) -> Generator[Task, None, None]:
+        count = 0
+        while (call := pager.next_call()) is not None:
+            for task in pager.feed(self._send(call)):
+                if limit is not None and count >= limit:
+                    return
+                count += 1
+                yield task
+
+    def list_page(
+        self,
+        *,
+        cursor: str | None = None,
+        page_size: int = LIST_PAGE,
+        state: str | Iterable[str] | None = None,
+        type: str | Iterable[str] | None = None,
+        object_id: str | int | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+        labels: Mapping[str, str] | None = None,
+        acknowledged: bool | None = None,
+        tenant: str | None = None,
+    ) -> Page:
+        """One page of the task list (`list` iterates them all); pass the page's
+        ``next_cursor`` as ``cursor`` for the next."""
+        filters = _base.list_filters(
+            state=state,
+            type=type,
+            object_id=object_id,
+            since=since,
+            until=until,
+            labels=labels,
+            acknowledged=acknowledged,
+            tenant=tenant,
+        )
+        return Page.from_json(self._json(_base.list_call(filters, cursor, page_size)))
+
+    def log(self, task: TaskRef, start: int = 0, limit: int | None = None) -> LogPage:
+        """Log lines ``start+1 ..`` (``n`` counts from 1): at most ``limit`` of them, or
+        every line written so far when ``limit`` is None."""
+        if limit is not None:
+            return LogPage.from_json(self._json(_base.log_call(task, start, limit)))
+        first = LogPage.from_json(self._json(_base.log_call(task, start, LOG_PAGE)))
+        lines = list(first.lines)
+        while lines and start + len(lines) < first.total:
+            page = LogPage.from_json(self._json(_base.log_call(task, start + len(lines), LOG_PAGE)))
+            if not page.lines:
+                break
+            lines.extend(page.lines)
+        return LogPage(first.task_id, start, max(first.total, start + len(lines)), lines)
+
+    def follow_log(self, task: TaskRef, start: int = 0) -> LogStream:
+        """The log lines from ``start+1`` on, as they are written, until the task has
+        ended (Server-Sent Events; a dropped connection is resumed where it stopped).
+        The stream's ``task`` is then the ended task."""
+        follow = LogFollow(task, start)
+        return LogStream(follow, self._follow(follow))
+
+    def events(
+        self,
+        *,
+        task_id: TaskRef | Iterable[TaskRef] | None = None,
+        type: str | Iterable[str] | None = None,
+        state: str | Iterable[str] | None = None,
+        last_event_id: str | None = None,
+    ) -> EventStream:
+        """Changes of the tasks you can see (filtered by task ids, types or states) as
+        they happen, as Server-Sent Events; resumed after a dropped connection, or from
+        ``last_event_id`` (an event's ``event_id``). It does not end by itself."""
+        follow = EventFollow(
+            _base.ids_of(task_id),
+            _base.values_of(type),
+            _base.values_of(state),
+            last_event_id=last_event_id,
+        )
+        return EventStream(follow, self._follow(follow))
+
+    def _follow(self, follow: Follow[T]) -> Generator[T, None, None]:
+        failures = 0
+        while not follow.finished:
+            response = self._send(follow.call(), stream=True)
+            try:
+                _base.check(response)
+                follow.connected(response.headers.get("content-type", ""))
+                for chunk in response.iter_bytes():
+                    items = follow.feed(chunk)
+                    if items or follow.finished:
+                        failures = 0
+                    yield from items
+                    if follow.finished:
+                        return
+            except httpx.TransportError as exc:
+                failures += 1
+                if failures >= self.retry.attempts:
+                    raise _retry.transport_error(exc) from exc
+            else:
+                failures += 1  # closed before its end: count it, so a loop cannot spin
+                if failures >= self.retry.attempts:
+                    raise InvalidResponse(f"{follow.path}: the stream keeps closing early")
+            finally:
+                response.close()
+            _sleep(follow.reconnect_delay(self.retry, failures))
+
+    def operations(self) -> builtins.list[Operation]:
+        """The operations the server runs, with their parameters' JSON Schema."""
+        doc = self._json(Call("GET", "/v1/operations"))
+        items = doc.get("items") if isinstance(doc, dict) else None
+        if not isinstance(items, builtins.list):
+            raise InvalidResponse("GET /v1/operations answered without 'items'")
+        return [Operation.from_json(item) for item in items]
+
+    # -- changing ----------------------------------------------------------------------
+
+    def cancel(self, task: TaskRef) -> Task:
+        """Cancel: a task not started yet ends canceled at once; a running one becomes
+        ``canceling`` and its handler is asked to stop. `Conflict` if it has ended."""
+        return self._task(Call("POST", _base.task_path(task, "/cancel")))
+
+    def acknowledge(self, task: TaskRef) -> Task:
+        """Mark the task as seen (acknowledged_at/by); its state does not change."""
+        return self._task(Call("POST", _base.task_path(task, "/acknowledge")))
+
+    def acknowledge_many(
+        self,
+        ids: Iterable[TaskRef] | None = None,
+        *,
+        state: str | Iterable[str] | None = None,
+        type: str | Iterable[str] | None = None,
+    ) -> int:
+        """Acknowledge these tasks, or every task matching ``state``/``type``; how many
+        were acknowledged."""
+        doc = self._json(_base.acknowledge_many_call(ids, state, type))
+        count = doc.get("acknowledged") if isinstance(doc, dict) else None
+        if not isinstance(count, int):
+            raise InvalidResponse("acknowledge answered without a count")
+        return count
+
+    def delete(self, task: TaskRef) -> None:
+        """Delete an ended task and its log. `Conflict` if it is still going."""
+        _base.check(self._send(Call("DELETE", _base.task_path(task))))
+
+    # -- waiting -----------------------------------------------------------------------
+
+    def watch(self, task: TaskRef, *, timeout: float | None = None) -> Generator[Task, None, None]:
+        """The task now, then again each time it changes (state, progress, message),
+        until it has ended: the last one yielded is the ended task. Follows it with
+        long polls (``?wait=``), so it never polls in a loop. Raises `WaitTimeout` if
+        ``timeout`` seconds pass first."""
+        poll = LongPoll(task, timeout, self.long_poll, first_plain=True)
+        return self._watch(poll)
+
+    def _watch(self, poll: LongPoll) -> Generator[Task, None, None]:
+        while (call := poll.next_call()) is not None:
+            seen = poll.feed(self._send(call))
+            if poll.pause:
+                _sleep(poll.pause)
+            if seen is not None:
+                yield seen
+                if seen.terminal:
+                    return
+        assert poll.task is not None
+        raise WaitTimeout(poll.task, poll.timeout or 0.0)
+
+    def wait(self, task: TaskRef, timeout: float | None = None) -> Task:
+        """Wait until the task has ended; the task if it succeeded.
+
+        Raises `TaskFailed` (with the remote error's type, message and traceback),
+        `TaskCanceled` or `TaskTimedOut` if it ended otherwise, and `WaitTimeout` if
+        ``timeout`` seconds pass first (None: wait as long as it takes). Each request is
+        a long poll of at most ``long_poll`` seconds that the server answers as soon as
+        the task changes.
+        """
+        poll = LongPoll(task, timeout, self.long_poll, first_plain=False)
+        last: Task | None = None
+        for last in self._watch(poll):  # noqa: B007 - the last one is the ended task
+            pass
+        assert last is not None
+        return _base.outcome(last)

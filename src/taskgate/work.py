@@ -1,0 +1,239 @@
+"""What workers do to tasks: claim, heartbeat, report, log, end, retry, recover.
+
+`WorkerSide` is the part of `TaskService` the runtime uses; it lives here so that each
+module stays one concern. Every write is conditional on the worker and attempt that hold
+the task, so a stale attempt (its lease ran out, the task recovered elsewhere) changes
+nothing.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from taskgate.errors import InvalidRequest
+from taskgate.model import LOG_LEVELS, TERMINAL, WORKER_LOST, ErrorInfo, State, Task
+from taskgate.storage.connector import CHANNEL_CHANGED, CHANNEL_DUE, Connector, Row, Step
+from taskgate.storage.rows import dumps, task_from_row
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """What a running handler reported since the last flush (None: unchanged)."""
+
+    progress: float | None = None
+    progress_detail: dict[str, Any] | None = None
+    message: str | None = None
+    detailed_state: str | None = None
+    created_resources: dict[str, list[str]] | None = None
+    warnings: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class NewLogLine:
+    text: str
+    level: str = "info"
+    ts: float | None = None
+
+
+class WorkerSide:
+    """The worker-facing half of `TaskService` (which supplies these attributes)."""
+
+    connector: Connector
+    clock: Callable[[], float]
+    node: str
+
+    async def _changed(self, task_ids: Sequence[str]) -> None:
+        if task_ids:
+            await self.connector.notify(CHANNEL_CHANGED, ",".join(task_ids))
+
+    # -- worker side ---------------------------------------------------------------
+
+    async def claim(self, worker: str, limit: int, lease: float) -> builtins.list[Task]:
+        """Take up to ``limit`` due tasks for ``worker``, leased for ``lease`` seconds."""
+        now = self.clock()
+        rows = await self.connector.execute(
+            "claim_tasks",
+            {"worker": worker, "now": now, "lease_expires_at": now + lease, "limit": limit},
+        )
+        tasks = sorted((task_from_row(r) for r in rows), key=lambda t: (-t.priority, t.id))
+        await self._changed([t.id for t in tasks])
+        return tasks
+
+    async def next_due_at(self) -> float | None:
+        row = await self.connector.fetch_one("next_due_at", {})
+        return None if row is None or row["due_at"] is None else float(row["due_at"])
+
+    async def register_worker(self, worker: str, *, pid: int, concurrency: int) -> None:
+        await self.connector.execute(
+            "upsert_worker",
+            {
+                "id": worker,
+                "node": self.node,
+                "pid": pid,
+                "concurrency": concurrency,
+                "now": self.clock(),
+            },
+        )
+
+    async def unregister_worker(self, worker: str) -> None:
+        await self.connector.execute("delete_worker", {"id": worker})
+
+    async def heartbeat(self, worker: str, *, lease: float, pid: int, concurrency: int) -> None:
+        """Renew the leases of every task ``worker`` holds, and its own record."""
+        now = self.clock()
+        await self.connector.execute_batch(
+            [
+                Step("renew_leases", {"worker": worker, "lease_expires_at": now + lease}),
+                Step(
+                    "upsert_worker",
+                    {
+                        "id": worker,
+                        "node": self.node,
+                        "pid": pid,
+                        "concurrency": concurrency,
+                        "now": now,
+                    },
+                ),
+            ]
+        )
+
+    async def list_workers(self) -> builtins.list[Row]:
+        return await self.connector.fetch_all("list_workers", {})
+
+    async def report(self, task: Task, progress: Progress) -> None:
+        """Store what a running handler reported (ignored once the attempt has ended)."""
+        await self.connector.execute(
+            "update_progress",
+            {
+                "id": task.id,
+                "worker": task.worker,
+                "attempt": task.attempt,
+                "progress": progress.progress,
+                "progress_detail": _dumps_or_none(progress.progress_detail),
+                "message": progress.message,
+                "detailed_state": progress.detailed_state,
+                "created_resources": _dumps_or_none(progress.created_resources),
+                "warnings": progress.warnings,
+                "now": self.clock(),
+            },
+        )
+        await self._changed([task.id])
+
+    async def append_log(self, task_id: str, lines: Sequence[NewLogLine]) -> None:
+        """Append lines to a task's log, numbered after the lines already there."""
+        if not lines:
+            return
+        now = self.clock()
+        count = len(lines)
+        for line in lines:
+            if line.level not in LOG_LEVELS:
+                raise InvalidRequest(f"log level must be one of {', '.join(LOG_LEVELS)}")
+        await self.connector.execute_batch(
+            [
+                Step("reserve_log_lines", {"task_id": task_id, "count": count, "now": now}),
+                Step(
+                    "append_log_line",
+                    many=[
+                        {
+                            "task_id": task_id,
+                            "count": count,
+                            "i": i,
+                            "ts": line.ts if line.ts is not None else now,
+                            "level": line.level,
+                            "text": line.text,
+                        }
+                        for i, line in enumerate(lines, start=1)
+                    ],
+                ),
+            ]
+        )
+        await self._changed([task_id])
+
+    async def finish(
+        self,
+        task: Task,
+        state: State,
+        *,
+        result: Any = None,
+        error: ErrorInfo | None = None,
+        message: str | None = None,
+    ) -> Task | None:
+        """End the attempt ``task`` holds in ``state``; None if it no longer holds it."""
+        if state not in TERMINAL:
+            raise ValueError(f"{state} is not a terminal state")
+        rows = await self.connector.execute(
+            "finish_task",
+            {
+                "id": task.id,
+                "worker": task.worker,
+                "attempt": task.attempt,
+                "state": state.value,
+                "result": None if result is None else dumps(result),
+                "error": None if error is None else dumps(error.to_dict()),
+                "message": message,
+                "now": self.clock(),
+            },
+        )
+        if not rows:
+            return None
+        await self._changed([task.id])
+        return task_from_row(rows[0])
+
+    async def retry(self, task: Task, *, delay: float, error: ErrorInfo) -> Task | None:
+        """Give the task back for another attempt after ``delay`` seconds."""
+        now = self.clock()
+        rows = await self.connector.execute(
+            "retry_task",
+            {
+                "id": task.id,
+                "worker": task.worker,
+                "attempt": task.attempt,
+                "due_at": now + delay,
+                "error": dumps(error.to_dict()),
+                "now": now,
+            },
+        )
+        if not rows:
+            return None
+        await self._changed([task.id])
+        await self.connector.notify(CHANNEL_DUE)
+        return task_from_row(rows[0])
+
+    async def recover_lost(self, *, worker: str | None = None) -> builtins.list[Task]:
+        """End or re-queue the tasks of workers whose lease ran out.
+
+        With ``worker``, that worker is known to be gone and its leases end now.
+        """
+        now = self.clock()
+        if worker is not None:
+            await self.connector.execute("expire_worker_leases", {"worker": worker, "now": now})
+            await self.connector.execute("delete_worker", {"id": worker})
+        rows = await self.connector.execute(
+            "recover_lost_tasks",
+            {
+                "now": now + (1e-6 if worker is not None else 0.0),
+                "error": dumps(
+                    ErrorInfo(WORKER_LOST, "worker lost: it stopped renewing its lease").to_dict()
+                ),
+            },
+        )
+        tasks = [task_from_row(r) for r in rows]
+        for t in tasks:
+            if t.state is State.QUEUED:
+                line = f"worker lost during attempt {t.attempt}; queued again"
+            elif t.state is State.CANCELED:
+                line = "worker lost while canceling; task canceled"
+            else:
+                line = "worker lost: it stopped renewing its lease"
+            await self.append_log(t.id, [NewLogLine(line, "error")])
+        if any(t.state is State.QUEUED for t in tasks):
+            await self.connector.notify(CHANNEL_DUE)
+        await self._changed([t.id for t in tasks])
+        return tasks
+
+
+def _dumps_or_none(value: Any) -> str | None:
+    return None if value is None else dumps(value)
