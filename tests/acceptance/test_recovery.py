@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sqlite3
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
@@ -79,6 +81,28 @@ def test_kill_9_of_a_worker_requeues_a_task_safe_to_retry(make_server: MakeServe
     assert server.stop() == 0
 
 
+def freeze_outside_a_write(pid: int, database: Path) -> None:
+    """SIGSTOP a worker, but not while it holds SQLite's write lock.
+
+    A process frozen inside a write transaction blocks every writer until it resumes:
+    that is SQLite's single-writer design (PostgreSQL has no such limit), not what this
+    test is about. So: freeze, check that the lock is free, else thaw and try again.
+    """
+    for _ in range(100):
+        os.kill(pid, signal.SIGSTOP)
+        probe = sqlite3.connect(database, timeout=0.2, isolation_level=None)
+        try:
+            probe.execute("BEGIN IMMEDIATE")
+            probe.execute("ROLLBACK")
+            return
+        except sqlite3.OperationalError:
+            os.kill(pid, signal.SIGCONT)
+            time.sleep(0.01)
+        finally:
+            probe.close()
+    raise AssertionError("the worker always held the write lock")
+
+
 def test_a_frozen_worker_loses_its_task_when_its_lease_runs_out(make_server: MakeServer) -> None:
     # SIGSTOP: the process is alive (serve sees nothing wrong), but it stops renewing
     # its lease; another worker's reaper must recover the task.
@@ -86,7 +110,7 @@ def test_a_frozen_worker_loses_its_task_when_its_lease_runs_out(make_server: Mak
     with server.client() as client:
         task_id = submit(client, "sleep", {"seconds": 120})
         pid = worker_pid(wait_until(client, task_id, {"running"}))
-        os.kill(pid, signal.SIGSTOP)
+        freeze_outside_a_write(pid, server.database)
         try:
             done = wait_ended(client, task_id, timeout=LEASE * 10)
         finally:

@@ -34,7 +34,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from taskgate.app import App
-from taskgate.errors import StorageError, TaskNotFound
+from taskgate.errors import StorageError, StorageUnavailable, TaskNotFound
 from taskgate.model import ACTIVE, State, Task
 from taskgate.runtime.buffer import ReportBuffer
 from taskgate.runtime.ending import decide, store_ending
@@ -169,9 +169,7 @@ class Worker:
             spawn=self._spawn,
             give_up=lambda: self._give_up,
         )
-        await self.service.register_worker(
-            self.worker_id, pid=os.getpid(), concurrency=settings.concurrency
-        )
+        await self._register()
         self.service.connector.add_listener(self._on_notification)
         background = [
             loop.create_task(
@@ -211,6 +209,22 @@ class Worker:
             await self._release()
             self._launcher.shutdown()
             log.info("worker %s stopped", self.worker_id)
+
+    async def _register(self) -> None:
+        """Record this worker; a store that is busy or down for a moment is waited out."""
+        delay = 0.05
+        while True:
+            try:
+                await self.service.register_worker(
+                    self.worker_id, pid=os.getpid(), concurrency=self.settings.concurrency
+                )
+                return
+            except StorageUnavailable as exc:
+                if self._stopping:
+                    raise
+                log.warning("worker %s: cannot register yet (%s)", self.worker_id, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.settings.poll_interval)
 
     async def _drain(self) -> None:
         """Shutdown: let handlers finish, then stop them, then store every ending."""
