@@ -348,21 +348,26 @@ class TaskService(WorkerSide):
         *,
         tenant: str | None = None,
         seen_version: int | None = None,
+        until_ended: bool = False,
     ) -> Task:
         """The task as soon as it changes (past ``seen_version``) or ends, or after timeout.
 
-        Returns at once if the task has already ended.
+        With ``until_ended``, only its end counts (AIP-151's WaitOperation): a client that
+        wants the result makes one request instead of one per change. Returns at once if
+        the task has already ended.
         """
         task = await self.get(task_id, tenant=tenant)
         baseline = task.version if seen_version is None else seen_version
-        if task.terminal or task.version != baseline or timeout <= 0:
+        if until_ended:
+            baseline = -1  # no version is -1: only the end stops the wait
+        if task.terminal or (task.version != baseline and not until_ended) or timeout <= 0:
             return task
         deadline = time.monotonic() + timeout
         with self.feed.watch(Interest(ids=frozenset((task.id,)))) as watch:
             # Re-read after registering, so a change in between is not missed. Later
             # versions come from the feed, which reads a changed task once for all.
             task = await self.get(task.id)
-            while not (task.terminal or task.version != baseline):
+            while not (task.terminal or (task.version != baseline and not until_ended)):
                 if not await watch.wait(deadline - time.monotonic()):
                     return await self.get(task.id)  # timed out: the task as it is now
                 if watch.closed:  # the service is closing: answer now

@@ -272,6 +272,8 @@ def test_wait_long_polls_with_the_last_etag(sleeps: list[float]) -> None:
         client.long_poll = 0.05
         assert client.wait(TASK["id"]).result == 3
     assert [r.url.params.get("wait") for r in script.requests] == ["0.050"] * 4
+    # only the end matters to wait(): the server skips the changes before it
+    assert {r.url.params.get("until") for r in script.requests} == {"ended"}
     assert [r.headers.get("if-none-match") for r in script.requests] == [
         None,
         '"ab.2"',
@@ -279,6 +281,14 @@ def test_wait_long_polls_with_the_last_etag(sleeps: list[float]) -> None:
         '"ab.3"',
     ]
     assert sleeps == []  # the server waits; the client never sleeps between polls
+
+
+def test_watch_asks_for_every_change(sleeps: list[float]) -> None:
+    script = Script(etagged("running", 2), etagged("succeeded", 3, result=1))
+    with script.client() as client:
+        seen = [t.state for t in client.watch(TASK["id"])]
+    assert seen == ["running", "succeeded"]
+    assert all("until" not in r.url.params for r in script.requests)
 
 
 def test_a_server_that_does_not_hold_the_poll_is_not_hammered(sleeps: list[float]) -> None:

@@ -160,6 +160,46 @@ async def test_wait_answers_at_the_first_change(
     assert response.headers["etag"] != f'"{task["id"][-12:]}.1"'
 
 
+async def test_wait_until_ended_skips_the_changes_before_the_end(
+    client: httpx.AsyncClient, service: TaskService
+) -> None:
+    task = await submit(client, "noop")
+
+    async def worker() -> None:
+        await asyncio.sleep(0.05)
+        running = await claim(service, task["id"])
+        await service.report(running, Progress(progress=50.0, message="half way"))
+        await asyncio.sleep(0.05)
+        await service.finish(running, State.SUCCEEDED, result=7)
+
+    response, _ = await asyncio.gather(
+        client.get(f"/v1/tasks/{task['id']}", params={"wait": "5", "until": "ended"}),
+        worker(),
+    )
+    assert response.status_code == 200
+    assert response.json()["state"] == "succeeded"
+    assert response.json()["result"] == 7
+
+
+async def test_wait_until_ended_times_out_with_the_task_as_it_is(
+    client: httpx.AsyncClient, service: TaskService
+) -> None:
+    task = await submit(client, "noop")
+    await claim(service, task["id"])
+    response = await client.get(f"/v1/tasks/{task['id']}", params={"wait": "0.2", "until": "ended"})
+    assert response.status_code == 200
+    assert response.json()["state"] == "running"
+
+
+@pytest.mark.parametrize("query", [{"until": "ended"}, {"wait": "1", "until": "soon"}])
+async def test_bad_until_is_400(client: httpx.AsyncClient, query: dict[str, str]) -> None:
+    task = await submit(client, "noop")
+    response = await client.get(f"/v1/tasks/{task['id']}", params=query)
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["parameter"] == "until"
+
+
 async def test_wait_past_the_if_none_match_version(
     client: httpx.AsyncClient, service: TaskService
 ) -> None:

@@ -18,7 +18,7 @@ async def test_a_full_peer_gets_every_datagram_once_it_has_room(tmp_path: Path) 
     everything = asyncio.Event()
 
     def deliver(channel: str, payload: str) -> None:
-        received.append(payload)
+        received.extend(payload.split(","))
         if len(received) == BURST:
             everything.set()
 
@@ -30,8 +30,12 @@ async def test_a_full_peer_gets_every_datagram_once_it_has_room(tmp_path: Path) 
         # All sent within one loop turn: the receiver cannot read in between, so its
         # queue fills and most datagrams are refused at first.
         for i in range(BURST):
-            sender._send_all(f"changed\n{i}".encode())
-        assert sender._refused, "the burst did not fill the queue: nothing was tested"
+            sender.publish("changed", str(i))
+            sender._flush()  # one datagram per flush
+        assert sender._backlog, "the burst did not fill the queue: nothing was tested"
+        # what was refused waits merged: one set of ids per channel, not a datagram each
+        (messages, _), *others = sender._backlog.values()
+        assert not others and set(messages) == {"changed"} and len(messages["changed"]) > 1
         await asyncio.wait_for(everything.wait(), 10)
     finally:
         sender.stop()
@@ -49,8 +53,9 @@ async def test_stop_hands_over_what_was_refused(tmp_path: Path) -> None:
     peer.setblocking(False)
     try:
         for i in range(30):
-            sender._send_all(f"changed\n{i}".encode())
-        assert sender._refused
+            sender.publish("changed", str(i))
+            sender._flush()
+        assert sender._backlog
         got: list[bytes] = []
 
         def drain() -> None:
@@ -68,7 +73,8 @@ async def test_stop_hands_over_what_was_refused(tmp_path: Path) -> None:
         drain()
     finally:
         peer.close()
-    assert len([g for g in got if g.startswith(b"changed\n")]) == 30
+    ids = [i for g in got if g.startswith(b"changed\n") for i in g[8:].split(b",")]
+    assert sorted(int(i) for i in ids) == list(range(30))
 
 
 def _drain_for(peer: socket.socket, got: list[bytes], seconds: float) -> None:

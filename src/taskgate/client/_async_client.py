@@ -421,7 +421,7 @@ class AsyncClient:
     async def wait(self, task: TaskRef, timeout: float | None = None) -> Task:
         """Wait until the task has ended; the task if it succeeded, else `TaskFailed`,
         `TaskCanceled`, `TaskTimedOut`, or `WaitTimeout`; see `Client.wait`."""
-        poll = LongPoll(task, timeout, self.long_poll, first_plain=False)
+        poll = LongPoll(task, timeout, self.long_poll, first_plain=False, until_ended=True)
         last: Task | None = None
         async for last in self._watch(poll):  # noqa: B007 - the last one is the ended task
             pass

@@ -439,7 +439,13 @@ class LongPoll:
     """
 
     def __init__(
-        self, task: TaskRef, timeout: float | None, chunk: float, *, first_plain: bool
+        self,
+        task: TaskRef,
+        timeout: float | None,
+        chunk: float,
+        *,
+        first_plain: bool,
+        until_ended: bool = False,
     ) -> None:
         if timeout is not None and (not math.isfinite(timeout) or timeout < 0):
             raise ValueError("timeout must be a number of seconds >= 0, or None")
@@ -454,6 +460,9 @@ class LongPoll:
         self.pause = 0.0
         """Seconds to wait before the next poll (0 but for a server that did not hold)."""
         self._plain = first_plain or timeout == 0
+        self._until = [("until", "ended")] if until_ended else []
+        """Ask the server to answer only once the task has ended (one poll, not one per
+        change), for a caller that wants just the outcome."""
         self._shrunk = False
         self._asked = 0.0
         self._sent_at = 0.0
@@ -473,7 +482,8 @@ class LongPoll:
         headers = {} if self.etag is None else {"If-None-Match": self.etag}
         self._asked = seconds
         self._sent_at = time.monotonic()
-        return Call("GET", self.path, [("wait", f"{seconds:.3f}")], None, headers, seconds)
+        query = [("wait", f"{seconds:.3f}"), *self._until]
+        return Call("GET", self.path, query, None, headers, seconds)
 
     def feed(self, response: httpx.Response) -> Task | None:
         """The task when this answer shows it (changed), None when unchanged (304)."""

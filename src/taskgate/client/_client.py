@@ -455,7 +455,7 @@ class Client:
         a long poll of at most ``long_poll`` seconds that the server answers as soon as
         the task changes.
         """
-        poll = LongPoll(task, timeout, self.long_poll, first_plain=False)
+        poll = LongPoll(task, timeout, self.long_poll, first_plain=False, until_ended=True)
         last: Task | None = None
         for last in self._watch(poll):  # noqa: B007 - the last one is the ended task
             pass

@@ -51,6 +51,13 @@ WAIT = Param(
     "task changes or ends. The change is relative to the If-None-Match version if given, "
     "else to the task as it was when the request arrived.",
 )
+UNTIL = Param(
+    "until",
+    "query",
+    {"type": "string", "enum": ["change", "ended"], "default": "change"},
+    "With wait: `change` (the default) answers at the task's next change; `ended` only "
+    "once it has ended (or the wait is over), for a client that wants the result.",
+)
 IF_NONE_MATCH = Param(
     "If-None-Match",
     "header",
@@ -129,7 +136,7 @@ def _seen_version(if_none_match: bytes | None, task_id: str) -> int | None:
     return None
 
 
-async def _wait(request: Request, task_id: str, seconds: float) -> Task:
+async def _wait(request: Request, task_id: str, seconds: float, until_ended: bool) -> Task:
     """`TaskService.wait`, abandoned (`ClientDisconnected`) if the client leaves first.
 
     The wait runs in the request's own task: thousands of idle long polls cost one
@@ -141,6 +148,7 @@ async def _wait(request: Request, task_id: str, seconds: float) -> Task:
             seconds,
             tenant=request.principal.scope,
             seen_version=_seen_version(request.headers.get(b"if-none-match"), task_id),
+            until_ended=until_ended,
         )
 
 
@@ -148,7 +156,7 @@ async def _wait(request: Request, task_id: str, seconds: float) -> Task:
     "/v1/tasks/{id}",
     name="getTask",
     summary="Get a task",
-    params=(TASK_ID, WAIT, IF_NONE_MATCH),
+    params=(TASK_ID, WAIT, UNTIL, IF_NONE_MATCH),
     responses={
         200: Reply("The task", "Task", headers=("ETag", "Retry-After")),
         304: Reply("Unchanged since the If-None-Match ETag", headers=("ETag", "Retry-After")),
@@ -166,6 +174,8 @@ async def get_task(request: Request) -> Response:
     task_id = request.path_params["id"]
     raw_wait = request.query_one("wait") if request.scope["query_string"] else None
     if raw_wait is None:
+        if request.scope["query_string"] and request.query_one("until") is not None:
+            raise inputs.invalid("until", "only means something with wait=N")
         rendered = await _current(request, task_id)
     else:
         seconds = inputs.param("wait", inputs.to_number, raw_wait)
@@ -175,7 +185,11 @@ async def get_task(request: Request) -> Response:
             )
             problem.extensions["maximum"] = request.settings.max_wait  # a client adapts to it
             raise problem
-        rendered = request.app.renderings.put(task_id, await _wait(request, task_id, seconds))
+        until = request.query_one("until") or "change"
+        if until not in ("change", "ended"):
+            raise inputs.invalid("until", "must be 'change' or 'ended'")
+        waited = await _wait(request, task_id, seconds, until == "ended")
+        rendered = request.app.renderings.put(task_id, waited)
     headers: Headers = [(ETAG, rendered.etag)]
     if not rendered.terminal:
         headers.append((RETRY_AFTER, request.app.retry_after))

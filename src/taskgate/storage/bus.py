@@ -8,8 +8,11 @@ process holding a ``?wait`` request, in well under a millisecond and with no pol
 Notifications published in one event-loop turn are coalesced into one datagram per
 channel. A peer whose queue is full (Linux queues only ``net.unix.max_dgram_qlen``
 datagrams, 10 by default, so a burst of ten thousand task ends fills it) refuses a
-datagram for now: it is sent again every millisecond until the peer has room, for up to
-`RETRY_FOR` seconds, so a burst delays notifications instead of dropping them. Only a
+datagram for now: what it refused waits in a backlog for that peer, merged per channel
+with what is published after it, and is offered again every millisecond until the peer
+has room, for up to `RETRY_FOR` seconds. A burst delays notifications instead of
+dropping them, and costs one datagram per peer and channel per retry, not one per
+refused datagram. Only a
 peer stuck that long loses them: workers also poll slowly, waiters re-read the task at
 their timeout, and streams resume from the store.
 """
@@ -40,6 +43,8 @@ STOP_RETRY_FOR = 0.5
 log = logging.getLogger("taskgate.bus")
 
 Deliver = Callable[[str, str], None]
+Messages = dict[str, set[str]]
+"""Notifications by channel: the payload items (task ids; "" for none)."""
 
 
 def bus_directory(database: Path) -> Path:
@@ -59,7 +64,8 @@ class LocalBus:
         self._peers_mtime = -1
         self._pending: dict[str, set[str]] = {}
         self._flush_scheduled = False
-        self._refused: list[tuple[str, bytes, float]] = []  # (peer, datagram, give up at)
+        self._backlog: dict[str, tuple[Messages, float]] = {}
+        """What each peer's full queue refused, merged per channel, and when to give up."""
         self._retry: asyncio.TimerHandle | None = None
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -81,9 +87,9 @@ class LocalBus:
         if self._pending and self._sock is not None:
             self._flush()
         deadline = time.monotonic() + STOP_RETRY_FOR
-        while self._refused and self._sock is not None and time.monotonic() < deadline:
+        while self._backlog and self._sock is not None and time.monotonic() < deadline:
             time.sleep(RETRY_DELAY)  # closing: a short wait beats a lost wake-up
-            self._send_refused()
+            self._send_backlog()
         if self._retry is not None:
             self._retry.cancel()
             self._retry = None
@@ -107,20 +113,18 @@ class LocalBus:
     def _flush(self) -> None:
         self._flush_scheduled = False
         pending, self._pending = self._pending, {}
-        for channel, payloads in pending.items():
-            items = sorted(p for p in payloads if p)
-            if not items:
-                self._send_all(channel.encode() + b"\n")
+        if self._sock is None or not pending:
+            return
+        self._refresh_peers()
+        for peer in self._peers:
+            backlog = self._backlog.get(peer)
+            if backlog is not None:  # its queue was full: join the line, merged
+                _merge(backlog[0], pending)
                 continue
-            chunk: list[str] = []
-            size = 0
-            for item in items:
-                if size + len(item) + 1 > MAX_DATAGRAM and chunk:
-                    self._send_all(f"{channel}\n{','.join(chunk)}".encode())
-                    chunk, size = [], 0
-                chunk.append(item)
-                size += len(item) + 1
-            self._send_all(f"{channel}\n{','.join(chunk)}".encode())
+            refused = self._offer(peer, pending)
+            if refused:
+                self._backlog[peer] = (refused, time.monotonic() + RETRY_FOR)
+        self._schedule_retry()
 
     def _refresh_peers(self) -> None:
         try:
@@ -132,15 +136,14 @@ class LocalBus:
             self._peers_mtime = mtime
             self._peers = [str(p) for p in self.directory.iterdir() if p.name.endswith(".sock")]
 
-    def _send_all(self, data: bytes) -> None:
-        if self._sock is None:
-            return
-        self._refresh_peers()
-        for peer in self._peers:
-            if not self._send(peer, data):
-                self._refused.append((peer, data, time.monotonic() + RETRY_FOR))
-        if self._refused and self._retry is None and self._loop is not None:
-            self._retry = self._loop.call_later(RETRY_DELAY, self._retry_refused)
+    def _offer(self, peer: str, messages: Messages) -> Messages:
+        """Send ``messages`` to one peer; return what its full queue refused."""
+        refused: Messages = {}
+        for channel, items in messages.items():
+            for data, chunk in _datagrams(channel, items):
+                if refused or not self._send(peer, data):
+                    refused.setdefault(channel, set()).update(chunk)
+        return refused
 
     def _send(self, peer: str, data: bytes) -> bool:
         """Send one datagram; False if the peer's queue is full for now."""
@@ -157,27 +160,31 @@ class LocalBus:
             return False
         return True
 
-    def _send_refused(self) -> None:
+    def _send_backlog(self) -> None:
         now = time.monotonic()
-        kept, dropped = [], 0
-        for peer, data, give_up in self._refused:
-            if self._sock is None or self._send(peer, data):
-                continue
-            if now < give_up:
-                kept.append((peer, data, give_up))
+        dropped = 0
+        for peer, (messages, give_up) in list(self._backlog.items()):
+            refused = self._offer(peer, messages) if self._sock is not None else {}
+            if not refused:
+                del self._backlog[peer]
+            elif now >= give_up:
+                del self._backlog[peer]
+                dropped += sum(len(items) for items in refused.values())
             else:
-                dropped += 1
-        self._refused = kept
+                self._backlog[peer] = (refused, give_up)
         if dropped:
             log.warning(
                 "dropped %d notification(s): a peer refused them for %gs", dropped, RETRY_FOR
             )
 
-    def _retry_refused(self) -> None:
+    def _schedule_retry(self) -> None:
+        if self._backlog and self._retry is None and self._loop is not None:
+            self._retry = self._loop.call_later(RETRY_DELAY, self._retry_backlog)
+
+    def _retry_backlog(self) -> None:
         self._retry = None
-        self._send_refused()
-        if self._refused and self._loop is not None:
-            self._retry = self._loop.call_later(RETRY_DELAY, self._retry_refused)
+        self._send_backlog()
+        self._schedule_retry()
 
     def _on_readable(self) -> None:
         assert self._sock is not None
@@ -190,3 +197,26 @@ class LocalBus:
                 return
             channel, _, payload = data.decode().partition("\n")
             self._deliver(channel, payload)
+
+
+def _merge(into: Messages, more: Messages) -> None:
+    for channel, items in more.items():
+        into.setdefault(channel, set()).update(items)
+
+
+def _datagrams(channel: str, items: set[str]) -> list[tuple[bytes, set[str]]]:
+    """The datagrams carrying ``items`` on ``channel``, each with the items it carries."""
+    ids = sorted(i for i in items if i)
+    if not ids:
+        return [(channel.encode() + b"\n", {""})]
+    out: list[tuple[bytes, set[str]]] = []
+    chunk: list[str] = []
+    size = 0
+    for item in ids:
+        if size + len(item) + 1 > MAX_DATAGRAM and chunk:
+            out.append((f"{channel}\n{','.join(chunk)}".encode(), set(chunk)))
+            chunk, size = [], 0
+        chunk.append(item)
+        size += len(item) + 1
+    out.append((f"{channel}\n{','.join(chunk)}".encode(), set(chunk)))
+    return out
