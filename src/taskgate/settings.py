@@ -71,6 +71,46 @@ class Settings(pydantic.BaseModel):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_json: bool = False
 
+    dialects: tuple[str, ...] = ()
+    """Other systems' task APIs to serve besides the native one (`taskgate.http.dialects`):
+    ``proxmox``, ``gcore``. From the environment: ``TASKGATE_DIALECTS=proxmox,gcore``."""
+    proxmox_prefix: str = "/api2/json"
+    """Where the Proxmox VE dialect is mounted."""
+    gcore_prefix: str = ""
+    """Where the Gcore Cloud dialect is mounted (its paths start with ``/cloud/v1``)."""
+    tls_certfile: str | None = None
+    """Serve HTTPS with this certificate (PEM); needs ``tls_keyfile``."""
+    tls_keyfile: str | None = None
+    tls_self_signed: bool = False
+    """Serve HTTPS with a certificate made on the spot (for trying it; prints the CA)."""
+
+    @pydantic.field_validator("dialects", mode="before")
+    @classmethod
+    def _split_dialects(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @pydantic.field_validator("dialects")
+    @classmethod
+    def _known_dialects(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from taskgate.http.dialects import DIALECTS
+
+        unknown = sorted(set(value) - set(DIALECTS))
+        if unknown:
+            raise ValueError(
+                f"unknown dialect(s) {', '.join(unknown)}; known: {', '.join(sorted(DIALECTS))}"
+            )
+        return value
+
+    @pydantic.field_validator("proxmox_prefix", "gcore_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        value = value.rstrip("/")
+        if value and not value.startswith("/"):
+            raise ValueError("a prefix starts with '/' (or is empty: the root)")
+        return value
+
     @property
     def heartbeat_every(self) -> float:
         return self.heartbeat_interval or self.lease / 3

@@ -20,10 +20,11 @@ from collections.abc import Awaitable, Callable, Iterable
 from importlib import resources
 
 from taskgate.auth.service import KeyService
-from taskgate.http import acknowledge, events, meta, submit, tasks
+from taskgate.http import acknowledge, dialects, events, meta, submit, tasks
 from taskgate.http.asgi import Receive, Scope, Send
 from taskgate.http.auth import NOBODY, Authenticator, KeyAuthenticator, anonymous, forbidden
 from taskgate.http.cache import RenderCache
+from taskgate.http.dialects import Dialect
 from taskgate.http.openapi import build as build_openapi
 from taskgate.http.problems import HTTPProblem, from_exception
 from taskgate.http.request import ClientDisconnected, Request
@@ -86,6 +87,8 @@ class Application:
         """Run before the service closes, in order."""
         self._openapi: dict[str, bytes] = {}
         self._docs: bytes | None = None
+        self.dialects: list[Dialect] = dialects.load(self)
+        """Other systems' task APIs mounted beside the native one (`taskgate.http.dialects`)."""
 
     @property
     def authenticate(self) -> Authenticator:
@@ -114,6 +117,9 @@ class Application:
         root = scope.get("root_path")
         if root and path.startswith(root) and path[len(root) : len(root) + 1] in ("", "/"):
             path = path[len(root) :] or "/"  # servers differ on whether path includes it
+        if self.dialects and (dialect := dialects.find(self.dialects, path)) is not None:
+            await dialect(scope, receive, send)
+            return
         request = Request(scope, receive, self, path)
         raw_id = request.headers.get(X_REQUEST_ID)
         bad_id = raw_id is not None and not _REQUEST_ID.match(raw_id)
