@@ -121,7 +121,8 @@ def _env(environ: Mapping[str, str]) -> dict[str, Any]:
     for name in Settings.model_fields:
         raw = environ.get(ENV_PREFIX + name.upper())
         if raw is not None:
-            values[name] = None if raw.lower() in ("", "none", "null") else raw
+            nullable = Settings.model_fields[name].default is None
+            values[name] = None if nullable and raw.lower() in ("", "none", "null") else raw
     return values
 
 

@@ -109,3 +109,23 @@ def test_settings_are_frozen() -> None:
     settings = load_settings(environ={})
     with pytest.raises(pydantic.ValidationError):  # frozen
         settings.port = 1
+
+
+def test_dialects_come_as_a_list_or_a_comma_separated_variable() -> None:
+    env = {"TASKGATE_DIALECTS": "proxmox, gcore"}
+    assert load_settings(environ=env).dialects == ("proxmox", "gcore")
+    assert load_settings({"dialects": ["gcore"]}, environ={}).dialects == ("gcore",)
+    assert load_settings(environ={"TASKGATE_DIALECTS": ""}).dialects == ()
+
+
+def test_an_unknown_dialect_is_named() -> None:
+    with pytest.raises(ConfigurationError, match=r"unknown dialect\(s\) pulp; known: gcore"):
+        load_settings({"dialects": "proxmox,pulp"}, environ={})
+
+
+def test_dialect_prefixes_are_paths_and_may_be_the_root() -> None:
+    settings = load_settings({"proxmox_prefix": "/pve/api2/json/"}, environ={})
+    assert settings.proxmox_prefix == "/pve/api2/json"
+    assert load_settings(environ={"TASKGATE_GCORE_PREFIX": ""}).gcore_prefix == ""
+    with pytest.raises(ConfigurationError, match="proxmox_prefix"):
+        load_settings({"proxmox_prefix": "api2"}, environ={})

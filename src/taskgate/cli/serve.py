@@ -69,6 +69,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
             text = "none"
         elif isinstance(value, bool):
             text = "true" if value else "false"
+        elif isinstance(value, tuple | list):
+            text = ",".join(str(v) for v in value)
         else:
             text = str(value)
         env[ENV_PREFIX + name.upper()] = text
