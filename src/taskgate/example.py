@@ -21,6 +21,8 @@ from pydantic import Field
 
 import taskgate
 from taskgate import Context
+from taskgate.http.dialects import gcore_kickoff as _gcore
+from taskgate.http.dialects import proxmox_kickoff as _pve
 
 app = taskgate.App("example")
 
@@ -221,3 +223,42 @@ def flaky(
         raise ConnectionError(f"attempt {ctx.attempt}: mirror.example.org timed out")
     ctx.log(f"attempt {ctx.attempt}: done")
     return {"attempts": ctx.attempt}
+
+
+# -- Proxmox VE style kickoffs: POST /api2/json/nodes/{node}/vzdump and .../apt/update,
+# served when the proxmox dialect is on (taskgate serve --dialect proxmox).
+
+
+def _vmid(text: str) -> int:
+    """PVE's vzdump takes a list of guests; this example backs up one."""
+    return int(text.strip())
+
+
+_pve.kickoff(
+    app,
+    "vzdump",
+    "vzdump",
+    fields={
+        "vmid": _vmid,
+        "storage": str,
+        "mode": str,
+        "compress": str,
+        "duration": float,
+        "remove": None,  # PVE options with no meaning here: accepted, dropped
+        "notes-template": None,
+    },
+)
+_pve.kickoff(
+    app, "apt/update", "aptupdate", fields={"notify": _pve.pve_bool, "quiet": _pve.pve_bool}
+)
+
+# -- Gcore Cloud style kickoff: POST /cloud/v1/volumes/{project_id}/{region_id} runs
+# create_volume, GET .../{volume_id} shows the volume it created (--dialect gcore).
+
+_gcore.kickoff(
+    app,
+    "volumes",
+    "create_volume",
+    params=_gcore.volume_params,
+    show=_gcore.show_volume,
+)

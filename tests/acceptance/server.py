@@ -48,9 +48,17 @@ class Server:
     """One ``taskgate serve`` process tree, started and stopped by a test."""
 
     def __init__(
-        self, database: Path, log_dir: Path, *, workers: int = 2, args: tuple[str, ...] = ()
+        self,
+        database: Path,
+        log_dir: Path,
+        *,
+        workers: int = 2,
+        args: tuple[str, ...] = (),
+        app: str = APP,
     ) -> None:
         self.database = database
+        self.app = app
+        """The ``module:attribute`` serve runs (default: the acceptance app)."""
         self.log_dir = log_dir
         self.workers = workers
         self.args = args
@@ -74,7 +82,7 @@ class Server:
             "-m",
             "taskgate",
             "serve",
-            APP,
+            self.app,
             "--port",
             "0",
             "--db",

@@ -73,6 +73,26 @@ LOG_JSON = click.option(
     default=None,
     help="Log one JSON object per line instead of text [default: text].",
 )
+DIALECT = click.option(
+    "--dialect",
+    "dialects",
+    multiple=True,
+    metavar="NAME",
+    help="Also serve another system's task API (repeatable): proxmox, gcore"
+    " [default: none; $TASKGATE_DIALECTS].",
+)
+TLS_CERT = _option(
+    "--tls-cert", "tls_certfile", metavar="FILE", help="Serve HTTPS with this PEM certificate."
+)
+TLS_KEY = _option("--tls-key", "tls_keyfile", metavar="FILE", help="The certificate's key (PEM).")
+TLS_SELF_SIGNED = click.option(
+    "--tls-self-signed",
+    "tls_self_signed",
+    is_flag=True,
+    default=None,
+    help="Serve HTTPS with a certificate signed by a local CA made beside the database;"
+    " the banner prints the CA's path for clients to trust.",
+)
 
 
 def apply(*options: Callable[[F], F]) -> Callable[[F], F]:
@@ -90,6 +110,8 @@ def settings_from(flags: dict[str, Any], *, app: str | None = None) -> Settings:
     """Settings from the given flag values (None: not given) over the other sources."""
     values = dict(flags)
     config = values.pop("config", None)
+    if not values.get("dialects", True):  # a repeatable flag not given is (), not None
+        values.pop("dialects")
     if app is not None:
         values["app"] = app
     if isinstance(values.get("log_level"), str):

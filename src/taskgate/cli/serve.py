@@ -41,6 +41,7 @@ from taskgate.cli import options
 from taskgate.cli.keys import create_command, first_key
 from taskgate.cli.logs import configure_logging
 from taskgate.cli.migrate import migrate_database
+from taskgate.cli.tls import TlsFiles, tls_files
 from taskgate.cli.worker import check_shared_database
 from taskgate.errors import ConfigurationError
 from taskgate.loader import load_app
@@ -94,11 +95,11 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def base_url(host: str, port: int) -> str:
+def base_url(host: str, port: int, *, tls: bool = False) -> str:
     shown = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
     if ":" in shown:
         shown = f"[{shown}]"
-    return f"http://{shown}:{port}"
+    return f"{'https' if tls else 'http'}://{shown}:{port}"
 
 
 class _Server(uvicorn.Server):
@@ -159,6 +160,8 @@ class Serve:
         self.supervisor: Supervisor | None = None
         self.server: _Server | None = None
         self.first_key: NewKey | None = None
+        self.tls: TlsFiles | None = None
+        """The certificate served with (None: plain HTTP)."""
         """The admin key made on a store that had none: printed once, in the banner."""
 
     # -- signals ----------------------------------------------------------------------
@@ -230,6 +233,7 @@ class Serve:
         if not settings.auth:
             click.echo(NO_AUTH_WARNING, err=True)
             log.warning("authentication is off (--no-auth)")
+        self.tls = tls_files(settings)
         report = await migrate_database(settings)
         for name in report.applied:
             log.info("applied migration %s", name)
@@ -249,6 +253,8 @@ class Serve:
             log_config=None,
             access_log=self.access_log,
             timeout_graceful_shutdown=int(HTTP_SHUTDOWN_TIMEOUT),
+            ssl_certfile=self.tls.certfile if self.tls else None,
+            ssl_keyfile=self.tls.keyfile if self.tls else None,
         )
         self.server = server = _Server(config)
         http = asyncio.create_task(_exit_code(server.serve(sockets=[sock])), name="http")
@@ -289,7 +295,7 @@ class Serve:
         return 1 if failed else 0
 
     def _banner(self, port: int, version: int, location: str) -> None:
-        url = base_url(self.settings.host, port)
+        url = base_url(self.settings.host, port, tls=self.tls is not None)
         s = self.settings
         assert self.supervisor is not None
         pids = ", ".join(str(w.pid) for w in self.supervisor.workers)
@@ -303,6 +309,14 @@ class Serve:
             f"  Workers:   {self.workers} process(es) x {s.concurrency} concurrent tasks"
             + (f"  (pids {pids})" if pids else ""),
         ]
+        if self.tls is not None:
+            lines.append(
+                f"  TLS:       {self.tls.certfile}"
+                + (f"  (CA: {self.tls.ca})" if self.tls.ca else "")
+            )
+        for name in s.dialects:
+            prefix = getattr(s, f"{name}_prefix", "")
+            lines.append(f"  Dialect:   {name} at {url}{prefix}")
         if s.host in ("0.0.0.0", "::", ""):
             lines.append(f"  Listening on all interfaces ({s.host or '*'}:{port})")
         lines.extend(self._auth_lines(url))
@@ -361,6 +375,10 @@ async def _exit_code(coro: Coroutine[Any, Any, None]) -> int:
     options.AUTH,
     options.LOG_LEVEL,
     options.LOG_JSON,
+    options.DIALECT,
+    options.TLS_CERT,
+    options.TLS_KEY,
+    options.TLS_SELF_SIGNED,
 )
 @click.option("--access-log/--no-access-log", default=False, help="Log every HTTP request.")
 def serve(app_path: str | None, access_log: bool, **flags: Any) -> int:
