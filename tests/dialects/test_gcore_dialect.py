@@ -14,17 +14,14 @@ import httpx
 import pytest
 
 from taskgate.auth import KeyService
-from taskgate.example import app as example_app
 from taskgate.http import Application, create_app
 from taskgate.http.dialects.gcore_tasks import RESOURCE_KINDS
 from taskgate.model import ErrorInfo, State, Task
 from taskgate.service import Submission, TaskService
 from taskgate.settings import Settings
-from taskgate.storage import connect
 from taskgate.work import Progress
 
 BASE = "http://testserver"
-CHEAP_HASH = 2**4
 GCORE_FIELDS = {
     "id",
     "state",
@@ -51,25 +48,8 @@ GCORE_FIELDS = {
 
 
 @pytest.fixture
-async def service() -> AsyncIterator[TaskService]:
-    svc = TaskService(connect("memory://"), example_app)
-    await svc.open()
-    try:
-        yield svc
-    finally:
-        await svc.close()
-
-
-@pytest.fixture
 def api(service: TaskService) -> Application:
     return create_app(service, Settings(dialects=("gcore",)))
-
-
-@pytest.fixture
-async def keys(service: TaskService) -> AsyncIterator[KeyService]:
-    key_service = KeyService(service.connector, hash_cost=CHEAP_HASH)
-    yield key_service
-    key_service.close()
 
 
 @pytest.fixture

@@ -13,41 +13,21 @@ import httpx
 import pytest
 
 from taskgate.auth import KeyService
-from taskgate.example import app as example_app
 from taskgate.http import Application, create_app
 from taskgate.ids import UPID_RE
 from taskgate.model import ErrorInfo, State, Task
 from taskgate.service import Submission, TaskService
 from taskgate.settings import Settings
-from taskgate.storage import connect
 from taskgate.work import NewLogLine, Progress
 
 BASE = "http://testserver"
 P = "/api2/json"
-CHEAP_HASH = 2**4
 STATUS_FIELDS = {"upid", "node", "pid", "pstart", "starttime", "type", "id", "user", "status"}
-
-
-@pytest.fixture
-async def service() -> AsyncIterator[TaskService]:
-    svc = TaskService(connect("memory://"), example_app)
-    await svc.open()
-    try:
-        yield svc
-    finally:
-        await svc.close()
 
 
 @pytest.fixture
 def api(service: TaskService) -> Application:
     return create_app(service, Settings(dialects=("proxmox",)))
-
-
-@pytest.fixture
-async def keys(service: TaskService) -> AsyncIterator[KeyService]:
-    key_service = KeyService(service.connector, hash_cost=CHEAP_HASH)
-    yield key_service
-    key_service.close()
 
 
 @pytest.fixture
