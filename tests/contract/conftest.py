@@ -6,7 +6,7 @@ the behaviour a user sees, on each store. A new backend is one more line there.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -15,11 +15,13 @@ from taskgate.service import TaskService
 from taskgate.storage import connect
 
 from .helpers import Backend, Clock, make_app
+from .postgres import Databases, open_databases
 
 BACKENDS = [
     Backend("memory", lambda tmp: "memory://", shared=False),
     Backend("sqlite", lambda tmp: f"sqlite:///{tmp / 'tasks.db'}", shared=True),
-    # Backend("postgres", postgres_url, shared=True, marks=(pytest.mark.postgres,)),
+    # a fresh database per test, made by the `postgres_database` fixture (url is unused)
+    Backend("postgres", lambda tmp: "", shared=True, marks=(pytest.mark.postgres,)),
 ]
 
 
@@ -29,8 +31,31 @@ def backend(request: pytest.FixtureRequest) -> Backend:
     return result
 
 
+@pytest.fixture(scope="session")
+def postgres_databases() -> Iterator[Databases]:
+    """The session's PostgreSQL template (skipped, or failed under CI, when unreachable)."""
+    databases = open_databases()
+    try:
+        yield databases
+    finally:
+        databases.drop_template()
+
+
 @pytest.fixture
-def url(backend: Backend, tmp_path: Path) -> str:
+def postgres_database(postgres_databases: Databases) -> Iterator[str]:
+    """The URL of a fresh, migrated PostgreSQL database, dropped after the test."""
+    url = postgres_databases.create()
+    try:
+        yield url
+    finally:
+        postgres_databases.drop(url)
+
+
+@pytest.fixture
+def url(backend: Backend, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    if backend.name == "postgres":
+        database: str = request.getfixturevalue("postgres_database")
+        return database
     return backend.url(tmp_path)
 
 

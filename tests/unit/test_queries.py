@@ -1,5 +1,6 @@
-"""Named queries: the loader, every dialect file against the others, the memory backend
-against SQLite's names, and every SQLite statement against the migrated schema."""
+"""Named queries: the loader, every dialect file against the others (names, fragments,
+parameters), the memory backend against SQLite's names, and every SQLite statement
+against the migrated schema (PostgreSQL's: tests/contract/test_postgres.py)."""
 
 from __future__ import annotations
 
@@ -102,6 +103,20 @@ def test_the_memory_backend_implements_every_sqlite_query() -> None:
 
 def sql_params(sql: str) -> set[str]:
     return set(_PARAM.findall(re.sub(r"'[^']*'", "''", sql)))
+
+
+def test_postgres_statements_take_the_parameters_of_sqlite() -> None:
+    """Same names, same fragments (above), and each statement reads the same parameters:
+    the service passes one mapping to either backend."""
+    postgres = load("postgres")
+    for name, query in load("sqlite").items():
+        chosen = tuple(sorted(query.fragments))
+        for fragments in {(), chosen}:
+            pg_sql = postgres[name].compose(fragments)
+            pg_params = set(re.findall(r"%\((\w+)\)s", pg_sql))
+            assert pg_params == sql_params(query.compose(fragments)), (name, fragments)
+            # psycopg reads every other % as a placeholder: there must be none
+            assert "%" not in re.sub(r"%\(\w+\)s", "", pg_sql), name
 
 
 def every_statement() -> Iterator[tuple[str, tuple[str, ...], str]]:

@@ -1,5 +1,5 @@
 """Storage backends, chosen by URL: ``sqlite:///path/file.db`` (default), ``memory://``,
-and (later) ``postgresql://...``."""
+and ``postgresql://user@host:port/dbname`` (libpq's URL, as psycopg takes it)."""
 
 from __future__ import annotations
 
@@ -31,5 +31,7 @@ def connect(url: str, *, apply_migrations: bool = True, synchronous: str = "FULL
 
         return SQLiteConnector(Path(path), synchronous=sync, apply_migrations=apply_migrations)
     if scheme in ("postgres", "postgresql"):
-        raise ConfigurationError("the PostgreSQL backend is not available yet")
+        from taskgate.storage.postgres import PostgresConnector
+
+        return PostgresConnector(url, apply_migrations=apply_migrations)
     raise ConfigurationError(f"unknown database URL scheme {scheme!r} in {url!r}")

@@ -1,0 +1,357 @@
+-- taskgate's named queries for PostgreSQL: the names and fragments of sqlite.sql, with
+-- the same meaning (a unit test compares them). Parameters are psycopg's named ones.
+-- Times are double precision epoch seconds; JSON columns are text, as in SQLite, and
+-- JSON parameters (ids, states, types, labels) are JSON text, read with ::jsonb.
+
+-- name: insert_task
+-- A new task; nothing when (tenant, idempotency_key) already exists.
+INSERT INTO tasks (
+    id, upid, type, object_id, tenant, user_name, user_id, node, state, params, attempt,
+    max_attempts, timeout, retry_on_worker_loss, priority, idempotency_key,
+    request_fingerprint, request_id, group_id, parent_id, schedule_id, labels,
+    created_at, scheduled_at, updated_at, due_at
+) VALUES (
+    %(id)s, %(upid)s, %(type)s, %(object_id)s, %(tenant)s, %(user_name)s, %(user_id)s,
+    %(node)s, %(state)s, %(params)s, 0, %(max_attempts)s, %(timeout)s,
+    %(retry_on_worker_loss)s::integer, %(priority)s, %(idempotency_key)s,
+    %(request_fingerprint)s, %(request_id)s, %(group_id)s, %(parent_id)s, %(schedule_id)s,
+    %(labels)s,
+    %(created_at)s, %(scheduled_at)s, %(created_at)s, %(due_at)s
+)
+ON CONFLICT DO NOTHING
+RETURNING *
+
+-- name: get_task
+SELECT * FROM tasks WHERE id = %(id)s
+
+-- name: get_task_version
+-- A task's version (raised by every change) and tenant: tells whether a copy is current.
+SELECT version, tenant FROM tasks WHERE id = %(id)s
+
+-- name: get_task_by_upid
+SELECT * FROM tasks WHERE upid = %(upid)s
+
+-- name: get_task_by_idempotency_key
+SELECT * FROM tasks WHERE tenant = %(tenant)s AND idempotency_key = %(idempotency_key)s
+
+-- name: get_tasks
+-- Several tasks by id (:ids, a JSON array), in no particular order: one read for a batch
+-- of change notifications, however many waiters and streams watch each task.
+SELECT * FROM tasks WHERE id IN (SELECT jsonb_array_elements_text(%(ids)s::jsonb))
+
+-- name: list_tasks
+-- A page of tasks, newest first; the chosen fragments filter it.
+SELECT * FROM tasks
+WHERE /*where*/
+ORDER BY id DESC
+LIMIT %(limit)s
+
+-- name: list_tasks.before
+id < %(before_id)s
+
+-- name: list_tasks.since
+id >= %(since_id)s
+
+-- name: list_tasks.until
+id < %(until_id)s
+
+-- name: list_tasks.tenant
+tenant = %(tenant)s
+
+-- name: list_tasks.states
+state IN (SELECT jsonb_array_elements_text(%(states)s::jsonb))
+
+-- name: list_tasks.types
+type IN (SELECT jsonb_array_elements_text(%(types)s::jsonb))
+
+-- name: list_tasks.object_id
+object_id = %(object_id)s
+
+-- name: list_tasks.labels
+-- every (key, value) pair of :labels, a JSON object, is among the task's labels
+NOT EXISTS (
+    SELECT 1 FROM jsonb_each(%(labels)s::jsonb) AS wanted
+    WHERE tasks.labels::jsonb -> wanted.key IS DISTINCT FROM wanted.value
+)
+
+-- name: list_tasks.acknowledged
+-- :acknowledged is 1 (acknowledged tasks only) or 0 (tasks not acknowledged yet)
+(acknowledged_at IS NOT NULL) = (%(acknowledged)s::integer <> 0)
+
+-- name: list_changes
+-- Tasks in the order they last changed, (updated_at, id), after the position
+-- (:after_ts, :after_id): an events stream's replay. The chosen fragments filter them.
+SELECT * FROM tasks
+WHERE (updated_at, id) > (%(after_ts)s, %(after_id)s) AND /*where*/
+ORDER BY updated_at, id
+LIMIT %(limit)s
+
+-- name: list_changes.tenant
+tenant = %(tenant)s
+
+-- name: list_changes.states
+state IN (SELECT jsonb_array_elements_text(%(states)s::jsonb))
+
+-- name: list_changes.types
+type IN (SELECT jsonb_array_elements_text(%(types)s::jsonb))
+
+-- name: list_changes.ids
+id IN (SELECT jsonb_array_elements_text(%(ids)s::jsonb))
+
+-- name: get_log
+-- Lines start+1 .. start+limit of a task's log.
+SELECT n, ts, level, text FROM task_logs
+WHERE task_id = %(task_id)s AND n > %(start)s
+ORDER BY n
+LIMIT %(limit)s
+
+-- name: claim_tasks
+-- Take up to :limit due tasks for :worker. FOR UPDATE SKIP LOCKED: concurrent claimers
+-- lock different rows and never wait for one another.
+WITH due AS (
+    SELECT id FROM tasks
+    WHERE state IN ('queued', 'scheduled') AND due_at <= %(now)s
+    ORDER BY priority DESC, due_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE tasks SET
+    state = 'running',
+    worker = %(worker)s,
+    attempt = attempt + 1,
+    started_at = %(now)s,
+    lease_expires_at = %(lease_expires_at)s,
+    due_at = NULL,
+    updated_at = %(now)s,
+    version = version + 1
+FROM due
+WHERE tasks.id = due.id
+RETURNING tasks.*
+
+-- name: next_due_at
+-- When the next waiting task becomes due (None when nothing waits).
+SELECT MIN(due_at) AS due_at FROM tasks WHERE state IN ('queued', 'scheduled')
+
+-- name: renew_leases
+UPDATE tasks SET lease_expires_at = %(lease_expires_at)s
+WHERE worker = %(worker)s AND state IN ('running', 'canceling')
+
+-- name: upsert_worker
+INSERT INTO workers (id, node, pid, concurrency, started_at, heartbeat_at)
+VALUES (%(id)s, %(node)s, %(pid)s, %(concurrency)s, %(now)s, %(now)s)
+ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at
+
+-- name: delete_worker
+DELETE FROM workers WHERE id = %(id)s
+
+-- name: list_workers
+SELECT * FROM workers ORDER BY started_at
+
+-- name: expire_worker_leases
+-- A worker is known to be gone: its leases end now.
+UPDATE tasks SET lease_expires_at = %(now)s
+WHERE worker = %(worker)s AND state IN ('running', 'canceling')
+
+-- name: recover_lost_tasks
+-- Tasks whose worker stopped renewing its lease: re-queued when the operation allows
+-- it and attempts remain, canceled when a cancel was asked, else failed.
+UPDATE tasks SET
+    state = CASE
+        WHEN state = 'canceling' THEN 'canceled'
+        WHEN retry_on_worker_loss <> 0 AND attempt < max_attempts THEN 'queued'
+        ELSE 'failed' END,
+    error = CASE
+        WHEN state = 'canceling' THEN NULL
+        WHEN retry_on_worker_loss <> 0 AND attempt < max_attempts THEN error
+        ELSE %(error)s END,
+    due_at = CASE
+        WHEN state <> 'canceling' AND retry_on_worker_loss <> 0 AND attempt < max_attempts
+        THEN %(now)s END,
+    finished_at = CASE
+        WHEN state <> 'canceling' AND retry_on_worker_loss <> 0 AND attempt < max_attempts
+        THEN NULL ELSE %(now)s END,
+    lease_expires_at = NULL,
+    updated_at = %(now)s,
+    version = version + 1
+WHERE state IN ('running', 'canceling') AND lease_expires_at < %(now)s
+RETURNING *
+
+-- name: request_cancel
+-- Waiting tasks end at once; running ones are asked to stop.
+UPDATE tasks SET
+    state = CASE WHEN state IN ('queued', 'scheduled') THEN 'canceled' ELSE 'canceling' END,
+    finished_at = CASE WHEN state IN ('queued', 'scheduled') THEN %(now)s END,
+    due_at = NULL,
+    cancel_requested_at = COALESCE(cancel_requested_at, %(now)s),
+    cancel_attempts = cancel_attempts + 1,
+    updated_at = %(now)s,
+    version = version + 1
+WHERE id = %(id)s AND state IN ('queued', 'scheduled', 'running', 'canceling')
+RETURNING *
+
+-- name: acknowledge_task
+-- Acknowledge one task (its state is unchanged); no row when it already was: the first
+-- acknowledgment stands.
+UPDATE tasks SET
+    acknowledged_at = %(now)s,
+    acknowledged_by = %(user)s,
+    updated_at = %(now)s,
+    version = version + 1
+WHERE id = %(id)s AND acknowledged_at IS NULL
+RETURNING *
+
+-- name: acknowledge_tasks
+-- Acknowledge up to :limit tasks not acknowledged yet, in id order after :after_id, that
+-- the chosen fragments select; their ids. Callers loop, one short transaction a batch.
+UPDATE tasks SET
+    acknowledged_at = %(now)s,
+    acknowledged_by = %(user)s,
+    updated_at = %(now)s,
+    version = version + 1
+-- acknowledged_at is tested again outside: a concurrent acknowledgment that committed
+-- first is seen on the row version it left, and the first one stands
+WHERE acknowledged_at IS NULL AND id IN (
+    SELECT id FROM tasks
+    WHERE acknowledged_at IS NULL AND id > %(after_id)s AND /*where*/
+    ORDER BY id
+    LIMIT %(limit)s
+)
+RETURNING id
+
+-- name: acknowledge_tasks.tenant
+tenant = %(tenant)s
+
+-- name: acknowledge_tasks.states
+state IN (SELECT jsonb_array_elements_text(%(states)s::jsonb))
+
+-- name: acknowledge_tasks.types
+type IN (SELECT jsonb_array_elements_text(%(types)s::jsonb))
+
+-- name: acknowledge_listed
+-- Acknowledge the tasks of :ids (a JSON array) not acknowledged yet that the chosen
+-- fragments select; their ids.
+UPDATE tasks SET
+    acknowledged_at = %(now)s,
+    acknowledged_by = %(user)s,
+    updated_at = %(now)s,
+    version = version + 1
+WHERE id IN (SELECT jsonb_array_elements_text(%(ids)s::jsonb))
+  AND acknowledged_at IS NULL AND /*where*/
+RETURNING id
+
+-- name: acknowledge_listed.tenant
+tenant = %(tenant)s
+
+-- name: acknowledge_listed.states
+state IN (SELECT jsonb_array_elements_text(%(states)s::jsonb))
+
+-- name: acknowledge_listed.types
+type IN (SELECT jsonb_array_elements_text(%(types)s::jsonb))
+
+-- name: finish_task
+-- The worker holding attempt :attempt ends the task in :state.
+UPDATE tasks SET
+    state = %(state)s,
+    result = %(result)s,
+    error = %(error)s,
+    message = COALESCE(%(message)s, message),
+    progress = CASE WHEN %(state)s = 'succeeded' THEN 100.0 ELSE progress END,
+    finished_at = %(now)s,
+    lease_expires_at = NULL,
+    updated_at = %(now)s,
+    version = version + 1
+WHERE id = %(id)s AND worker = %(worker)s AND attempt = %(attempt)s
+  AND state IN ('running', 'canceling')
+RETURNING *
+
+-- name: retry_task
+-- The worker holding attempt :attempt gives the task back for another attempt at :due_at.
+UPDATE tasks SET
+    state = CASE WHEN %(due_at)s > %(now)s THEN 'scheduled' ELSE 'queued' END,
+    scheduled_at = CASE WHEN %(due_at)s > %(now)s THEN %(due_at)s ELSE scheduled_at END,
+    due_at = %(due_at)s,
+    error = %(error)s,
+    lease_expires_at = NULL,
+    updated_at = %(now)s,
+    version = version + 1
+WHERE id = %(id)s AND worker = %(worker)s AND attempt = %(attempt)s AND state = 'running'
+RETURNING *
+
+-- name: update_progress
+-- What a running handler reported since the last flush.
+UPDATE tasks SET
+    progress = COALESCE(%(progress)s, progress),
+    progress_detail = COALESCE(%(progress_detail)s, progress_detail),
+    message = COALESCE(%(message)s, message),
+    detailed_state = COALESCE(%(detailed_state)s, detailed_state),
+    created_resources = COALESCE(%(created_resources)s, created_resources),
+    warnings = warnings + %(warnings)s,
+    updated_at = %(now)s,
+    version = version + 1
+WHERE id = %(id)s AND worker = %(worker)s AND attempt = %(attempt)s
+  AND state IN ('running', 'canceling')
+
+-- name: reserve_log_lines
+-- Make room for :count lines; append_log_line then numbers them from the new end.
+UPDATE tasks SET log_count = log_count + %(count)s, updated_at = %(now)s, version = version + 1
+WHERE id = %(task_id)s
+RETURNING log_count
+
+-- name: append_log_line
+-- Line :i (1-based) of a batch of :count reserved just before, in the same transaction.
+INSERT INTO task_logs (task_id, n, ts, level, text)
+VALUES (
+    %(task_id)s,
+    (SELECT log_count FROM tasks WHERE id = %(task_id)s) - %(count)s + %(i)s,
+    %(ts)s, %(level)s, %(text)s
+)
+
+-- name: delete_task
+DELETE FROM tasks
+WHERE id = %(id)s AND state IN ('succeeded', 'failed', 'canceled', 'timed_out')
+RETURNING id
+
+-- name: delete_task_log
+-- The log of a task deleted just before, in the same transaction.
+DELETE FROM task_logs
+WHERE task_id = %(id)s AND NOT EXISTS (SELECT 1 FROM tasks WHERE id = %(id)s)
+
+-- name: insert_key
+-- A new API key (its secret only as a salted hash).
+INSERT INTO api_keys (
+    id, tenant, user_name, user_id, role, secret_hash, description, created_at, expires_at
+) VALUES (
+    %(id)s, %(tenant)s, %(user_name)s, %(user_id)s, %(role)s, %(secret_hash)s,
+    %(description)s, %(created_at)s, %(expires_at)s
+)
+RETURNING *
+
+-- name: insert_first_key
+-- The same, only while the store has no key at all (serve's first start makes one).
+INSERT INTO api_keys (
+    id, tenant, user_name, user_id, role, secret_hash, description, created_at, expires_at
+)
+SELECT
+    %(id)s::text, %(tenant)s::text, %(user_name)s::text, %(user_id)s::bigint, %(role)s::text,
+    %(secret_hash)s::text, %(description)s::text, %(created_at)s::double precision,
+    %(expires_at)s::double precision
+WHERE NOT EXISTS (SELECT 1 FROM api_keys)
+RETURNING *
+
+-- name: get_key
+SELECT * FROM api_keys WHERE id = %(id)s
+
+-- name: list_keys
+-- API keys, oldest first; the chosen fragments filter them.
+SELECT * FROM api_keys
+WHERE /*where*/
+ORDER BY created_at, id
+
+-- name: list_keys.tenant
+tenant = %(tenant)s
+
+-- name: revoke_key
+-- Revoke a key now; no row when it does not exist or was already revoked.
+UPDATE api_keys SET revoked_at = %(now)s
+WHERE id = %(id)s AND revoked_at IS NULL
+RETURNING *
