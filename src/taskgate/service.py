@@ -40,7 +40,6 @@ from taskgate.model import (
     State,
     Task,
     TaskFilter,
-    epoch,
 )
 from taskgate.storage.connector import CHANNEL_CHANGED, CHANNEL_DUE, Connector, Row, Step
 from taskgate.storage.rows import as_datetime, dumps, task_from_row
@@ -520,4 +519,4 @@ def _label_key_ok(key: str) -> bool:
     return all(c.isascii() and (c.isalnum() or c in "_-./") for c in key)
 
 
-__all__ = ["NewLogLine", "Progress", "Submission", "TaskService", "epoch"]
+__all__ = ["NewLogLine", "Progress", "Submission", "TaskService"]

@@ -24,7 +24,6 @@ from taskgate.http import acknowledge, dialects, events, meta, submit, tasks
 from taskgate.http.asgi import Receive, Scope, Send
 from taskgate.http.auth import NOBODY, Authenticator, KeyAuthenticator, anonymous, forbidden
 from taskgate.http.cache import RenderCache
-from taskgate.http.dialects import Dialect
 from taskgate.http.openapi import build as build_openapi
 from taskgate.http.problems import HTTPProblem, from_exception
 from taskgate.http.request import ClientDisconnected, Request
@@ -87,7 +86,7 @@ class Application:
         """Run before the service closes, in order."""
         self._openapi: dict[str, bytes] = {}
         self._docs: bytes | None = None
-        self.dialects: list[Dialect] = dialects.load(self)
+        self.dialects: dialects.Mounts = dialects.load(self)
         """Other systems' task APIs mounted beside the native one (`taskgate.http.dialects`)."""
 
     @property

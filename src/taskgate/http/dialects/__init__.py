@@ -37,18 +37,22 @@ class Dialect(Protocol):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None: ...
 
 
-def load(application: Application) -> list[Dialect]:
-    """The dialects the settings enable, built for ``application``."""
-    built: list[Dialect] = []
+Mounts = tuple[tuple[str, str, Dialect], ...]
+"""(prefix, prefix + "/", dialect) for each prefix of each dialect, made once."""
+
+
+def load(application: Application) -> Mounts:
+    """The dialects the settings enable, built for ``application``, by prefix."""
+    mounts: list[tuple[str, str, Dialect]] = []
     for name in application.settings.dialects:
-        module = importlib.import_module(DIALECTS[name])
-        built.append(module.create(application))
-    return built
+        dialect: Dialect = importlib.import_module(DIALECTS[name]).create(application)
+        mounts.extend((prefix, prefix + "/", dialect) for prefix in dialect.prefixes)
+    return tuple(mounts)
 
 
-def find(dialects: Sequence[Dialect], path: str) -> Dialect | None:
-    for dialect in dialects:
-        for prefix in dialect.prefixes:
-            if path == prefix or path.startswith(prefix + "/"):
-                return dialect
+def find(mounts: Mounts, path: str) -> Dialect | None:
+    """The dialect serving ``path`` (the path equals one of its prefixes or is under it)."""
+    for prefix, under, dialect in mounts:
+        if path == prefix or path.startswith(under):
+            return dialect
     return None
