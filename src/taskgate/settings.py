@@ -30,9 +30,16 @@ class Settings(pydantic.BaseModel):
     app: str = "taskgate.example:app"
     """Import path of the `App` whose operations this node runs: ``module:attribute``."""
     database: str = "sqlite:///taskgate.db"
-    """``sqlite:///relative.db``, ``sqlite:////absolute.db``, ``memory://``."""
+    """``sqlite:///relative.db``, ``sqlite:////absolute.db``, ``memory://``,
+    ``postgresql://user@host:port/dbname``."""
     synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "FULL"
     """SQLite's ``synchronous``: FULL means a 202 is on disk."""
+    pool_size: int = pydantic.Field(10, ge=1)
+    """PostgreSQL: most connections one process opens for statements (each process also
+    holds one for LISTEN, and a worker one for the scheduler lock)."""
+    pool_timeout: float = pydantic.Field(5.0, gt=0)
+    """PostgreSQL: seconds a request waits for a free connection before it fails as
+    unavailable (503). When the server is down, requests fail at once instead."""
 
     host: str = "127.0.0.1"
     port: int = pydantic.Field(8006, ge=0, le=65535)
@@ -60,7 +67,12 @@ class Settings(pydantic.BaseModel):
     poll_interval: float = pydantic.Field(2.0, gt=0)
     """Safety poll for due tasks; wake-ups normally come from notifications."""
     reaper_interval: float = pydantic.Field(2.0, gt=0)
-    """Seconds between looks for tasks whose lease ran out."""
+    """Seconds between the scheduler's looks for tasks whose lease ran out."""
+    leader_interval: float = pydantic.Field(1.0, gt=0)
+    """Seconds between a worker's tries to become the scheduler (the one worker of the
+    store that runs the reaper) and, once it is, between its checks that it still is.
+    On PostgreSQL a scheduler that stops checking (frozen) loses the role after five of
+    these (at least 1 s); one that dies loses it at once."""
     cancel_grace: float = pydantic.Field(5.0, ge=0)
     """Seconds a canceled or timed-out handler has to stop before it is ended by force."""
     shutdown_grace: float = pydantic.Field(20.0, ge=0)

@@ -1,4 +1,5 @@
-"""What workers do to tasks: claim, heartbeat, report, log, end, retry, recover.
+"""What workers do to tasks: claim, heartbeat, report, log, end, retry, recover; and
+the record of who leads (`Leader`).
 
 `WorkerSide` is the part of `TaskService` the runtime uses; it lives here so that each
 module stays one concern. Every write is conditional on the worker and attempt that hold
@@ -36,6 +37,25 @@ class NewLogLine:
     text: str
     level: str = "info"
     ts: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Leader:
+    """Who holds a role (the scheduler): its row in ``leaders``
+    (`taskgate.storage.leadership`).
+
+    Written when the holder takes over, renewed (at least every few seconds) while it
+    holds the role, deleted when it lets go. A holder that died leaves its row until the
+    next one takes over (PostgreSQL: at once; SQLite: once the row's lease ran out)."""
+
+    name: str
+    holder: str
+    """The worker id."""
+    node: str
+    pid: int
+    """The holder's process id on its node."""
+    since: float
+    renewed_at: float
 
 
 class WorkerSide:
@@ -102,6 +122,23 @@ class WorkerSide:
 
     async def list_workers(self) -> builtins.list[Row]:
         return await self.connector.fetch_all("list_workers", {})
+
+    # -- who leads ------------------------------------------------------------------
+
+    async def leaders(self) -> builtins.list[Leader]:
+        """Who holds each role, by name."""
+        rows = await self.connector.fetch_all("list_leaders", {})
+        return [
+            Leader(
+                name=r["name"],
+                holder=r["holder"],
+                node=r["node"],
+                pid=int(r["pid"]),
+                since=float(r["since"]),
+                renewed_at=float(r["renewed_at"]),
+            )
+            for r in rows
+        ]
 
     async def report(self, task: Task, progress: Progress) -> None:
         """Store what a running handler reported (ignored once the attempt has ended)."""
@@ -205,12 +242,14 @@ class WorkerSide:
     async def recover_lost(self, *, worker: str | None = None) -> builtins.list[Task]:
         """End or re-queue the tasks of workers whose lease ran out.
 
-        With ``worker``, that worker is known to be gone and its leases end now.
+        With ``worker``, that worker is known to be gone: its leases end now, and the
+        roles it held (the scheduler) are free at once.
         """
         now = self.clock()
         if worker is not None:
             await self.connector.execute("expire_worker_leases", {"worker": worker, "now": now})
             await self.connector.execute("delete_worker", {"id": worker})
+            await self.connector.execute("forget_leader", {"holder": worker})
         rows = await self.connector.execute(
             "recover_lost_tasks",
             {

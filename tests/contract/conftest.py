@@ -6,16 +6,18 @@ the behaviour a user sees, on each store. A new backend is one more line there.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from postgres import postgres_database, postgres_databases
 from taskgate.service import TaskService
 from taskgate.storage import connect
 
 from .helpers import Backend, Clock, make_app
-from .postgres import Databases, open_databases
+
+__all__ = ["postgres_database", "postgres_databases"]  # fixtures, shared with acceptance
 
 BACKENDS = [
     Backend("memory", lambda tmp: "memory://", shared=False),
@@ -29,26 +31,6 @@ BACKENDS = [
 def backend(request: pytest.FixtureRequest) -> Backend:
     result: Backend = request.param
     return result
-
-
-@pytest.fixture(scope="session")
-def postgres_databases() -> Iterator[Databases]:
-    """The session's PostgreSQL template (skipped, or failed under CI, when unreachable)."""
-    databases = open_databases()
-    try:
-        yield databases
-    finally:
-        databases.drop_template()
-
-
-@pytest.fixture
-def postgres_database(postgres_databases: Databases) -> Iterator[str]:
-    """The URL of a fresh, migrated PostgreSQL database, dropped after the test."""
-    url = postgres_databases.create()
-    try:
-        yield url
-    finally:
-        postgres_databases.drop(url)
 
 
 @pytest.fixture

@@ -117,9 +117,7 @@ class Pair:
                 if table == "tasks"
                 else [r for lines in self.memory.logs.values() for r in lines.values()]
                 if table == "task_logs"
-                else list(self.memory.api_keys.values())
-                if table == "api_keys"
-                else list(self.memory.workers.values())
+                else list(getattr(self.memory, table).values())  # a dict named as the table
             )
             assert typed(sorted(mine, key=_key)) == typed(sorted(real, key=_key)), table
             for row in mine:  # every column, in table order
@@ -308,6 +306,42 @@ async def test_workers(pair: Pair) -> None:
     await pair.execute("delete_worker", {"id": "nobody"})
     await pair.fetch_all("list_workers", {})
     await pair.execute("upsert_worker", {**worker, "node": None})
+    pair.same_tables()
+
+
+async def test_leaders(pair: Pair) -> None:
+    leader = {"name": "scheduler", "holder": "w1", "node": "n", "pid": 10, "now": T}
+    held = {"name": "scheduler", "holder": "w1"}
+    assert await pair.execute("take_leader", {**leader, "stale_before": T - 5})
+    assert await pair.execute("renew_leader", {**held, "now": T + 4, "stale_before": T - 1})
+    # another candidate, while the lease runs; then the holder, after it ran out
+    w2 = {**leader, "holder": "w2", "pid": 11}
+    assert await pair.execute("take_leader", {**w2, "now": T + 8, "stale_before": T + 3}) == []
+    renewal = {**held, "now": T + 10, "stale_before": T + 5}
+    assert await pair.execute("renew_leader", renewal) == []
+    assert await pair.execute("take_leader", {**w2, "now": T + 10, "stale_before": T + 5})
+    assert await pair.execute("renew_leader", {**renewal, "holder": "w3", "stale_before": 0}) == []
+    await pair.execute("drop_leader", held)  # the old holder's drop leaves the new row
+    await pair.execute("take_leader", {**leader, "name": "other", "stale_before": T})
+    await pair.execute("take_leader", {**leader, "name": None, "stale_before": T})  # NOT NULL
+    await pair.fetch_all("list_leaders", {})
+    pair.same_tables()
+    await pair.execute("forget_leader", {"holder": "w2"})
+    await pair.execute("forget_leader", {"holder": "nobody"})
+    assert await pair.fetch_all("list_leaders", {}) == [
+        {"name": "other", "holder": "w1", "node": "n", "pid": 10, "since": T, "renewed_at": T}
+    ]
+    pair.same_tables()
+
+
+async def test_secrets(pair: Pair) -> None:
+    first = {"name": "s", "value": "one", "created_at": T}
+    steps = [Step("insert_secret", first), Step("get_secret", {"name": "s"})]
+    assert await pair.batch(steps) == [[], [{"value": "one"}]]
+    steps[0] = Step("insert_secret", {**first, "value": "two", "created_at": T + 1})
+    assert await pair.batch(steps) == [[], [{"value": "one"}]]  # the first one stays
+    assert await pair.fetch_one("get_secret", {"name": "none"}) is None
+    await pair.execute("insert_secret", {**first, "name": "t", "value": None})  # NOT NULL
     pair.same_tables()
 
 

@@ -145,7 +145,7 @@ class Recording(Mapping[str, Any]):
     NUMBERS = {
         "now", "limit", "count", "i", "start", "attempt", "lease_expires_at", "due_at", "ts",
         "created_at", "scheduled_at", "progress", "warnings", "pid", "concurrency",
-        "max_attempts", "timeout", "priority", "retry_on_worker_loss",
+        "max_attempts", "timeout", "priority", "retry_on_worker_loss", "stale_before",
     }  # fmt: skip
     JSON = {"states": '["queued"]', "types": '["noop"]', "labels": '{"a": "b"}'}
 

@@ -35,6 +35,17 @@ DATABASE = _option(
     help="Task store: sqlite:///file.db (relative), sqlite:////abs/file.db, memory://"
     " [default: sqlite:///taskgate.db].",
 )
+POOL_SIZE = _option(
+    "--pool-size",
+    type=click.IntRange(min=1),
+    help="PostgreSQL: most connections this process opens for statements [default: 10].",
+)
+POOL_TIMEOUT = _option(
+    "--pool-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    help="PostgreSQL: seconds a request waits for a free connection before failing"
+    " with 503 [default: 5].",
+)
 SYNCHRONOUS = _option(
     "--synchronous",
     type=click.Choice(["OFF", "NORMAL", "FULL", "EXTRA"], case_sensitive=False),
@@ -44,6 +55,13 @@ HOST = _option("--host", help="Address the HTTP API listens on [default: 127.0.0
 PORT = _option("--port", type=int, help="Port of the HTTP API; 0 picks a free one [default: 8006].")
 WORKERS = _option(
     "--workers", type=int, help="Worker processes to start; 0 for none [default: one per core]."
+)
+NO_WORKERS = click.option(
+    "--no-workers",
+    is_flag=True,
+    default=False,
+    help="Serve the API only, starting no worker (the same as --workers 0): workers run"
+    " elsewhere, as `taskgate worker`, on a shared PostgreSQL database.",
 )
 CONCURRENCY = _option(
     "--concurrency", type=int, help="Tasks one worker process runs at once [default: 64]."

@@ -11,7 +11,9 @@ Two sources of errors meet here:
 Problem type URIs are tag URIs (RFC 4151), which RFC 9457 §3.1.1 suggests for types
 that are identifiers rather than pages; ``/docs`` lists them. A server error (5xx other
 than 503) never carries the exception's text: the class's default message goes out, and
-the exception is logged by the application.
+the exception is logged by the application. A 503 (the store is unavailable: down,
+restarting, or busy for too long) is not logged per request: an outage would flood the
+log with a traceback per request; the PostgreSQL connector logs an outage once.
 """
 
 from __future__ import annotations
@@ -138,7 +140,7 @@ def from_exception(
                     request_id=request_id,
                     headers=[header(b"retry-after", max(retry_after, 1))],
                 ),
-                True,
+                False,  # not a traceback per request of an outage (see above)
             )
     return (
         problem(

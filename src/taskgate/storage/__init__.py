@@ -7,11 +7,31 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from taskgate.errors import ConfigurationError
+from taskgate.settings import Settings
 from taskgate.storage.connector import Connector
 
 
-def connect(url: str, *, apply_migrations: bool = True, synchronous: str = "FULL") -> Connector:
-    """A connector for ``url`` (not yet opened)."""
+def connect_settings(settings: Settings, *, apply_migrations: bool = True) -> Connector:
+    """A connector for ``settings.database``, with the settings of its backend."""
+    return connect(
+        settings.database,
+        apply_migrations=apply_migrations,
+        synchronous=settings.synchronous,
+        pool_size=settings.pool_size,
+        pool_timeout=settings.pool_timeout,
+    )
+
+
+def connect(
+    url: str,
+    *,
+    apply_migrations: bool = True,
+    synchronous: str = "FULL",
+    pool_size: int = 10,
+    pool_timeout: float = 5.0,
+) -> Connector:
+    """A connector for ``url`` (not yet opened). ``synchronous`` is SQLite's;
+    ``pool_size`` and ``pool_timeout`` PostgreSQL's (see `taskgate.settings.Settings`)."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme == "memory":
@@ -33,5 +53,7 @@ def connect(url: str, *, apply_migrations: bool = True, synchronous: str = "FULL
     if scheme in ("postgres", "postgresql"):
         from taskgate.storage.postgres import PostgresConnector
 
-        return PostgresConnector(url, apply_migrations=apply_migrations)
+        return PostgresConnector(
+            url, apply_migrations=apply_migrations, pool_size=pool_size, pool_timeout=pool_timeout
+        )
     raise ConfigurationError(f"unknown database URL scheme {scheme!r} in {url!r}")

@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from taskgate.storage.leadership import TIMEOUT, Candidate, Leadership
+
 Row = dict[str, Any]
 Params = Mapping[str, Any]
 
@@ -77,3 +79,10 @@ class Connector(Protocol):
     def add_listener(self, listener: Listener) -> None: ...
 
     def remove_listener(self, listener: Listener) -> None: ...
+
+    def leadership(
+        self, name: str, candidate: Candidate, *, timeout: float = TIMEOUT
+    ) -> Leadership:
+        """``candidate`` standing for the role ``name`` on this store: at most one
+        candidate of all the processes sharing the store holds it; a holder that stops
+        confirming loses it after ``timeout`` seconds (`taskgate.storage.leadership`)."""

@@ -26,6 +26,7 @@ from typing import Any
 from taskgate.errors import ConfigurationError, StorageError, StorageUnavailable
 from taskgate.storage import migrations
 from taskgate.storage.connector import Listener, Params, Row, Step
+from taskgate.storage.leadership import TIMEOUT, Candidate, Candidates, LeaseLeadership
 from taskgate.storage.memory_queries import (
     COMPOSED,
     FRAGMENTS,
@@ -115,11 +116,26 @@ KEY_COLUMNS: tuple[Column, ...] = (
     ("expires_at", "REAL", False, None),
     ("revoked_at", "REAL", False, None),
 )
+SECRET_COLUMNS: tuple[Column, ...] = (  # 0005_secrets
+    ("name", "TEXT", False, None),
+    ("value", "TEXT", True, None),
+    ("created_at", "REAL", True, None),
+)
+LEADER_COLUMNS: tuple[Column, ...] = (  # 0004_leaders
+    ("name", "TEXT", True, None),
+    ("holder", "TEXT", True, None),
+    ("node", "TEXT", True, None),
+    ("pid", "INTEGER", True, None),
+    ("since", "REAL", True, None),
+    ("renewed_at", "REAL", True, None),
+)
 TABLES: dict[str, tuple[Column, ...]] = {
     "tasks": TASK_COLUMNS,
     "task_logs": LOG_COLUMNS,
     "workers": WORKER_COLUMNS,
     "api_keys": KEY_COLUMNS,
+    "leaders": LEADER_COLUMNS,
+    "secrets": SECRET_COLUMNS,
 }
 
 
@@ -138,6 +154,8 @@ class MemoryConnector:
         self.logs: dict[str, dict[int, Row]] = {}
         self.workers: dict[str, Row] = {}
         self.api_keys: dict[str, Row] = {}  # in insertion (rowid) order
+        self.leaders: dict[str, Row] = {}
+        self.secrets: dict[str, Row] = {}
         self.sorted_ids: list[str] = []  # task ids, sorted: ORDER BY id
         self.upid_index: dict[str, str] = {}
         self.key_index: dict[tuple[str, str], str] = {}
@@ -145,6 +163,7 @@ class MemoryConnector:
         self._open = False
         self._journal: list[tuple[str, Any, Row | None]] | None = None
         self._listeners: list[Listener] = []
+        self._candidates = Candidates()
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -156,6 +175,7 @@ class MemoryConnector:
             await self.migrate()
 
     async def close(self) -> None:
+        await self._candidates.release_all()
         self._open = False
 
     async def migrate(self) -> list[str]:
@@ -269,6 +289,10 @@ class MemoryConnector:
             return self.logs.get(key[0], {}).get(key[1])
         if table == "api_keys":
             return self.api_keys.get(key)
+        if table == "leaders":
+            return self.leaders.get(key)
+        if table == "secrets":
+            return self.secrets.get(key)
         return self.workers.get(key)
 
     def _store(self, table: str, key: Any, row: Row | None) -> None:
@@ -302,6 +326,16 @@ class MemoryConnector:
                 self.api_keys.pop(key, None)
             else:
                 self.api_keys[key] = row
+        elif table == "leaders":
+            if row is None:
+                self.leaders.pop(key, None)
+            else:
+                self.leaders[key] = row
+        elif table == "secrets":
+            if row is None:
+                self.secrets.pop(key, None)
+            else:
+                self.secrets[key] = row
         elif row is None:
             self.workers.pop(key, None)
         else:
@@ -327,6 +361,14 @@ class MemoryConnector:
     def select_tasks(self, predicate: Callable[[Row], bool]) -> list[Row]:
         """The tasks ``predicate`` selects, in insertion (rowid) order."""
         return [row for row in self.tasks.values() if predicate(row)]
+
+    # -- leadership ----------------------------------------------------------------
+
+    def leadership(
+        self, name: str, candidate: Candidate, *, timeout: float = TIMEOUT
+    ) -> LeaseLeadership:
+        """A candidate whose row in ``leaders`` is its lease, as on SQLite."""
+        return self._candidates.add(LeaseLeadership(self, name, candidate, timeout=timeout))
 
 
 __all__ = ["FRAGMENTS", "QUERIES", "TABLES", "WRITES", "MemoryConnector"]

@@ -295,6 +295,56 @@ def list_workers(db: MemoryConnector, p: Bound) -> list[Row]:
     return [dict(r) for r in sorted(db.workers.values(), key=lambda r: r["started_at"])]
 
 
+def take_leader(db: MemoryConnector, p: Bound) -> list[Row]:
+    name, holder, node, pid, now = p["name"], p["holder"], p["node"], p["pid"], p["now"]
+    stale_before = p["stale_before"]
+    values = {"holder": holder, "node": node, "pid": pid, "since": now, "renewed_at": now}
+    old = db.leaders.get(name)
+    if old is None:
+        row = db.make_row("leaders", {"name": name, **values})
+    elif sql_eq(old["holder"], holder) or sql_lt(old["renewed_at"], stale_before):
+        row = db.make_row("leaders", values, old)  # ON CONFLICT (name) DO UPDATE ... WHERE
+    else:
+        return []
+    db.write("leaders", row["name"], row)
+    return [{"holder": row["holder"]}]
+
+
+def _held_leader(db: MemoryConnector, p: Bound) -> Row | None:
+    """The row of role :name if :holder holds it."""
+    name, holder = p["name"], p["holder"]
+    old = db.leaders.get(name)
+    return old if old is not None and sql_eq(old["holder"], holder) else None
+
+
+def renew_leader(db: MemoryConnector, p: Bound) -> list[Row]:
+    now, stale_before = p["now"], p["stale_before"]
+    old = _held_leader(db, p)
+    if old is None or not sql_le(stale_before, old["renewed_at"]):
+        return []
+    row = db.make_row("leaders", {"renewed_at": now}, old)
+    db.write("leaders", row["name"], row)
+    return [{"holder": row["holder"]}]
+
+
+def drop_leader(db: MemoryConnector, p: Bound) -> list[Row]:
+    old = _held_leader(db, p)
+    if old is not None:
+        db.write("leaders", old["name"], None)
+    return []
+
+
+def forget_leader(db: MemoryConnector, p: Bound) -> list[Row]:
+    holder = p["holder"]
+    for old in [r for r in db.leaders.values() if sql_eq(r["holder"], holder)]:
+        db.write("leaders", old["name"], None)
+    return []
+
+
+def list_leaders(db: MemoryConnector, p: Bound) -> list[Row]:
+    return [dict(db.leaders[name]) for name in sorted(db.leaders)]
+
+
 def expire_worker_leases(db: MemoryConnector, p: Bound) -> list[Row]:
     worker, now = p["worker"], p["now"]
     for old in db.select_tasks(lambda r: sql_eq(r["worker"], worker) and r["state"] in ACTIVE):
@@ -577,6 +627,21 @@ def revoke_key(db: MemoryConnector, p: Bound) -> list[Row]:
     return [dict(row)]
 
 
+# -- shared secrets ----------------------------------------------------------------
+
+
+def insert_secret(db: MemoryConnector, p: Bound) -> list[Row]:
+    row = db.make_row("secrets", {name: p[name] for name in ("name", "value", "created_at")})
+    if row["name"] not in db.secrets:  # ON CONFLICT (name) DO NOTHING
+        db.write("secrets", row["name"], row)
+    return []
+
+
+def get_secret(db: MemoryConnector, p: Bound) -> list[Row]:
+    row = db.secrets.get(p["name"])
+    return [] if row is None else [{"value": row["value"]}]
+
+
 QUERIES: dict[str, Statement] = {
     fn.__name__: fn
     for fn in (
@@ -595,6 +660,11 @@ QUERIES: dict[str, Statement] = {
         upsert_worker,
         delete_worker,
         list_workers,
+        take_leader,
+        renew_leader,
+        drop_leader,
+        forget_leader,
+        list_leaders,
         expire_worker_leases,
         recover_lost_tasks,
         request_cancel,
@@ -613,6 +683,8 @@ QUERIES: dict[str, Statement] = {
         get_key,
         list_keys,
         revoke_key,
+        insert_secret,
+        get_secret,
     )
 }
 """Every named query, by the name it has in ``sql/sqlite.sql``."""
@@ -645,8 +717,10 @@ READS = frozenset(
         "get_log",
         "next_due_at",
         "list_workers",
+        "list_leaders",
         "get_key",
         "list_keys",
+        "get_secret",
     }
 )
 WRITES = frozenset(QUERIES) - READS

@@ -27,6 +27,7 @@ from taskgate.errors import ConfigurationError, StorageError, StorageUnavailable
 from taskgate.storage import migrations
 from taskgate.storage.bus import LocalBus, bus_directory
 from taskgate.storage.connector import Listener, Params, Row, Step
+from taskgate.storage.leadership import TIMEOUT, Candidate, Candidates, LeaseLeadership
 from taskgate.storage.queries import Query, load
 
 MAX_BATCH = 2000
@@ -84,6 +85,7 @@ class SQLiteConnector:
         self._use_bus = bus
         self._bus: LocalBus | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._candidates = Candidates()
 
     # -- connections --------------------------------------------------------------
 
@@ -129,6 +131,7 @@ class SQLiteConnector:
             self._bus.start(self._loop)
 
     async def close(self) -> None:
+        await self._candidates.release_all()
         if self._bus is not None:
             self._bus.stop()
             self._bus = None
@@ -355,6 +358,15 @@ class SQLiteConnector:
     def remove_listener(self, listener: Listener) -> None:
         with contextlib.suppress(ValueError):
             self._listeners.remove(listener)
+
+    # -- leadership ---------------------------------------------------------------
+
+    def leadership(
+        self, name: str, candidate: Candidate, *, timeout: float = TIMEOUT
+    ) -> LeaseLeadership:
+        """A candidate whose row in ``leaders`` is its lease, renewed at every
+        confirmation and lost when not renewed for ``timeout`` seconds."""
+        return self._candidates.add(LeaseLeadership(self, name, candidate, timeout=timeout))
 
 
 def _set_result(future: asyncio.Future[Any], value: Any) -> None:

@@ -144,6 +144,38 @@ DELETE FROM workers WHERE id = :id
 -- name: list_workers
 SELECT * FROM workers ORDER BY started_at
 
+-- name: take_leader
+-- :holder takes the role :name unless another holder renewed it since :stale_before
+-- (SQLite: the row is the lease; PostgreSQL passes infinity: its lock decided).
+INSERT INTO leaders (name, holder, node, pid, since, renewed_at)
+VALUES (:name, :holder, :node, :pid, :now, :now)
+ON CONFLICT (name) DO UPDATE SET
+    holder = excluded.holder,
+    node = excluded.node,
+    pid = excluded.pid,
+    since = excluded.since,
+    renewed_at = excluded.renewed_at
+WHERE leaders.holder = excluded.holder OR leaders.renewed_at < :stale_before
+RETURNING holder
+
+-- name: renew_leader
+-- The holder renews its row, unless it let it run out (last renewed before :stale_before).
+UPDATE leaders SET renewed_at = :now
+WHERE name = :name AND holder = :holder AND renewed_at >= :stale_before
+RETURNING holder
+
+-- name: drop_leader
+-- :holder lets the role go; a row another holder wrote since stays.
+DELETE FROM leaders WHERE name = :name AND holder = :holder
+
+-- name: forget_leader
+-- Worker :holder is known to be gone: the roles it held are free at once (a lease; a
+-- PostgreSQL lock went with its connection).
+DELETE FROM leaders WHERE holder = :holder
+
+-- name: list_leaders
+SELECT * FROM leaders ORDER BY name
+
 -- name: expire_worker_leases
 -- A worker is known to be gone: its leases end now.
 UPDATE tasks SET lease_expires_at = :now
@@ -347,3 +379,11 @@ tenant = :tenant
 UPDATE api_keys SET revoked_at = :now
 WHERE id = :id AND revoked_at IS NULL
 RETURNING *
+
+-- name: insert_secret
+-- A shared secret, unless one of that name exists (then that one stays: first wins).
+INSERT INTO secrets (name, value, created_at) VALUES (:name, :value, :created_at)
+ON CONFLICT (name) DO NOTHING
+
+-- name: get_secret
+SELECT value FROM secrets WHERE name = :name
