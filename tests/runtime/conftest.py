@@ -34,6 +34,7 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "heartbeat_interval": 0.2,
         "poll_interval": 0.5,
         "reaper_interval": 0.2,
+        "leader_interval": 0.05,
         "cancel_grace": 0.3,
         "shutdown_grace": 5.0,
         "flush_interval": 0.02,

@@ -6,13 +6,26 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
+from unittest.mock import AsyncMock
 
+import pytest
+
+from taskgate.app import App
 from taskgate.model import State
 from taskgate.service import TaskService
 from taskgate.settings import Settings
+from taskgate.storage.connector import CHANNEL_CHANGED
 
 from . import handlers
-from .conftest import log_texts, running, wait_event, wait_for, wait_state
+from .conftest import (
+    log_texts,
+    make_settings,
+    open_service,
+    running,
+    wait_event,
+    wait_for,
+    wait_state,
+)
 
 
 async def test_canceling_a_queued_task_never_runs_it(
@@ -208,3 +221,38 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+async def test_a_cancel_whose_notification_was_lost_is_found_after_a_resync(
+    app: App, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store whose notifications were interrupted (PostgreSQL's LISTEN connection came
+    back) says so with an empty ``changed`` payload: the worker re-reads its tasks then,
+    not only at its next heartbeat."""
+    # memory: notifications arrive on the next loop turn, so the claim's is in before
+    # the handler starts (a bus datagram could come later and do the re-read itself)
+    settings = make_settings(tmp_path, database="memory://", lease=120.0, heartbeat_interval=60.0)
+    service = await open_service(settings.database, app)
+    try:
+        task = await service.submit("cooperative", {"key": "lost"})
+        async with running(service, settings) as worker:
+            await wait_event("lost.started")
+            # the worker re-reads a task once after its own claim's notification: let it
+            await wait_for(
+                lambda: (
+                    worker._check_timer is None
+                    and not worker._to_check
+                    and not any(job.get_coro().__name__ == "_check" for job in worker._jobs)
+                ),
+                "the check after the claim",
+            )
+            with monkeypatch.context() as patched:
+                silent = AsyncMock()
+                patched.setattr(service.connector, "notify", silent)
+                assert (await service.cancel(task.id)).state is State.CANCELING
+            assert silent.await_count == 1  # the change notification that never went out
+            worker._on_notification(CHANNEL_CHANGED, "")
+            done = await wait_state(service, task.id)
+        assert done.state is State.CANCELED
+    finally:
+        await service.close()

@@ -22,6 +22,7 @@ from taskgate.service import TaskService
 from . import handlers
 from .conftest import (
     WAIT,
+    CountingConnector,
     log_texts,
     make_settings,
     open_service,
@@ -120,17 +121,34 @@ async def test_two_workers_never_run_one_task_twice(service: TaskService, tmp_pa
         assert (await service.get(task.id)).state is State.SUCCEEDED
 
 
+def _never_lead(monkeypatch: pytest.MonkeyPatch, service: TaskService) -> None:
+    """The worker on ``service`` can neither take nor keep the scheduler role (so it
+    does not reap: another worker must)."""
+    counting = service.connector
+    assert isinstance(counting, CountingConnector)
+    store = counting.inner  # where the worker's leadership writes its lease
+    execute = store.execute
+
+    async def execute_unless_leading(query: str, params: Any) -> Any:
+        if query in ("take_leader", "renew_leader"):
+            raise StorageUnavailable("the store went away (test)")
+        return await execute(query, params)
+
+    monkeypatch.setattr(store, "execute", execute_unless_leading)
+
+
 async def _break_heartbeats(monkeypatch: pytest.MonkeyPatch, service: TaskService) -> None:
-    """The worker on ``service`` can no longer renew its leases (nor claim)."""
+    """The worker on ``service`` can no longer renew its leases (nor claim, nor lead)."""
 
     async def fail(*args: Any, **kwargs: Any) -> None:
         raise StorageUnavailable("the store went away (test)")
 
     monkeypatch.setattr(service, "heartbeat", fail)
     monkeypatch.setattr(service, "claim", fail)
+    _never_lead(monkeypatch, service)
 
 
-async def test_a_lost_workers_task_is_queued_again_by_another_reaper(
+async def test_a_lost_workers_task_is_queued_again_by_the_scheduler(
     service: TaskService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     lost = make_settings(tmp_path, lease=0.5, heartbeat_interval=0.1, reaper_interval=3600)
@@ -182,12 +200,13 @@ async def test_a_lost_workers_task_fails_with_worker_lost(
 
 
 async def test_a_reaper_with_a_later_clock_recovers_the_tasks(
-    service: TaskService, tmp_path: Path
+    service: TaskService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import time
 
     settings = make_settings(tmp_path, reaper_interval=3600)
     later = await open_service(settings.database, handlers.app, clock=lambda: time.time() + 60)
+    _never_lead(monkeypatch, service)  # the scheduler is the worker whose clock is later
     try:
         task = await service.submit("stubborn_sleep", {"key": "clk"})
         async with running(service, settings):

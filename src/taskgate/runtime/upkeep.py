@@ -4,8 +4,9 @@
   A failed heartbeat (the store unavailable) is logged and tried again sooner; the
   leases run out only if none gets through for ``lease`` seconds.
 - `reaper` ends or re-queues the tasks of workers whose leases ran out, every
-  ``reaper_interval`` seconds. Every worker runs one: each change it makes is
-  conditional, so several reapers at once are harmless.
+  ``reaper_interval`` seconds. Only the scheduler runs it, one worker per store
+  (`taskgate.runtime.elector`); each change it makes is conditional all the same, so a
+  second reaper for a moment (a stalled scheduler replaced) is harmless.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import random
 from collections.abc import Callable
 
 from taskgate.errors import StorageError
@@ -53,9 +53,7 @@ async def heartbeats(
 
 
 async def reaper(service: TaskService, worker_id: str, interval: float) -> None:
-    """Recover the tasks of lost workers until cancelled."""
-    # spread the reapers of several workers over the interval
-    await asyncio.sleep(random.uniform(0, interval))
+    """Recover the tasks of lost workers until cancelled; the first look is at once."""
     while True:
         try:
             recovered = await service.recover_lost()

@@ -11,8 +11,10 @@ One worker runs in one process, on one event loop:
 - A slot is freed as soon as a handler returns. Its ending (and its last reports) is
   written after, concurrently with other tasks' endings, so the store's group commit
   puts many of them in one transaction.
-- Heartbeats renew every lease this worker holds; a reaper ends or re-queues the tasks
-  of workers whose leases ran out (`taskgate.runtime.upkeep`).
+- Heartbeats renew every lease this worker holds (`taskgate.runtime.upkeep`).
+- One worker of the store is the scheduler (`taskgate.runtime.elector`): it runs the
+  reaper, which ends or re-queues the tasks of workers whose leases ran out. Every
+  worker stands for the role; another takes over when the scheduler stops or dies.
 - Cancel requests (seen through ``changed`` notifications about running tasks, and
   re-checked at each heartbeat) and timeouts ask the handler to stop through its
   context; after ``cancel_grace`` seconds it is stopped by force (`Launcher.force`).
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import secrets
@@ -37,6 +40,7 @@ from taskgate.app import App
 from taskgate.errors import StorageError, StorageUnavailable, TaskNotFound
 from taskgate.model import ACTIVE, State, Task
 from taskgate.runtime.buffer import ReportBuffer
+from taskgate.runtime.elector import Elector
 from taskgate.runtime.ending import decide, store_ending
 from taskgate.runtime.execution import Execution, Outcome, StopReason
 from taskgate.runtime.flag import Flag
@@ -46,7 +50,7 @@ from taskgate.runtime.reporter import Reporter
 from taskgate.runtime.upkeep import heartbeats, reaper
 from taskgate.service import TaskService
 from taskgate.settings import Settings
-from taskgate.storage import connect
+from taskgate.storage import connect_settings
 from taskgate.storage.connector import CHANNEL_CHANGED, CHANNEL_DUE
 
 log = logging.getLogger("taskgate.worker")
@@ -105,6 +109,7 @@ class Worker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._launcher: Launcher | None = None
         self._reporter: Reporter | None = None
+        self._elector: Elector | None = None
 
     # -- what tests and operators look at -------------------------------------------
 
@@ -126,6 +131,11 @@ class Worker:
     def ready(self) -> asyncio.Event:
         """Set once the worker has registered and starts claiming."""
         return self._ready
+
+    @property
+    def leading(self) -> bool:
+        """This worker is the store's scheduler now (it runs the reaper)."""
+        return self._elector is not None and self._elector.leading
 
     def execution(self, task_id: str) -> Execution | None:
         """The attempt of ``task_id`` this worker holds, if any."""
@@ -171,15 +181,18 @@ class Worker:
         )
         await self._register()
         self.service.connector.add_listener(self._on_notification)
+        self._elector = Elector(
+            self.service,
+            self.worker_id,
+            [functools.partial(reaper, self.service, self.worker_id, settings.reaper_interval)],
+            interval=settings.leader_interval,
+        )
         background = [
             loop.create_task(
                 heartbeats(self.service, self.worker_id, settings, self._recheck_running),
                 name="taskgate-heartbeat",
             ),
-            loop.create_task(
-                reaper(self.service, self.worker_id, settings.reaper_interval),
-                name="taskgate-reaper",
-            ),
+            loop.create_task(self._elector.run(), name="taskgate-elector"),
         ]
         log.info(
             "worker %s started: concurrency %d, lease %g s, app %s",
@@ -496,13 +509,16 @@ class Worker:
             execution.force_timer = None
         self._launcher.force(execution, 0.0 if self._hurry else self.settings.cancel_grace)
 
-    # -- notifications, heartbeats, the reaper ---------------------------------------
+    # -- notifications and heartbeats -------------------------------------------------
 
     def _on_notification(self, channel: str, payload: str) -> None:
         if channel == CHANNEL_DUE:
             self._wake.set()
             return
-        if channel != CHANNEL_CHANGED or not self._running or not payload:
+        if channel != CHANNEL_CHANGED or not self._running:
+            return
+        if not payload:  # changes may have been missed (a reconnect): re-read them all
+            self._recheck_running()
             return
         running = self._running
         found = False
@@ -582,7 +598,7 @@ async def serve_worker(
     install_signal_handlers: bool = True,
 ) -> None:
     """Open the store, run a `Worker` until it is stopped, close the store."""
-    connector = connect(settings.database, synchronous=settings.synchronous)
+    connector = connect_settings(settings)
     service = TaskService(connector, app)
     await service.open()
     try:
