@@ -1,6 +1,7 @@
 # taskgate's chores, one target each; CI (.ci/run) calls the same ones.
 #
 #   make run     install what is needed, then serve the example app on http://127.0.0.1:8006
+#   make cluster 2 API + 3 worker processes on one PostgreSQL database (scripts/cluster.py)
 #   make test    the whole test suite (unit, contract, HTTP, acceptance)
 #   make check   ruff check, ruff format --check, mypy --strict
 #   make bench   the benchmark (bench/run.py); prints figures
@@ -37,8 +38,11 @@ APP ?= taskgate.example:app
 SERVE_ARGS ?=
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
+CLUSTER_ARGS ?=
+# make cluster: DB= given (command line or environment) wins over a database of its own
+CLUSTER_DB := $(if $(filter command line environment,$(origin DB)),$(DB),postgresql://root@127.0.0.1:5432/taskgate_cluster)
 
-.PHONY: help install run test check bench lock clean distclean
+.PHONY: help install run cluster test check bench lock clean distclean
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -60,12 +64,15 @@ run: install
 	@mkdir -p var
 	$(VENV)/bin/taskgate serve $(APP) --db $(DB) --host $(HOST) --port $(PORT) $(SERVE_ARGS)
 
+cluster: install
+	$(VENV)/bin/python -m scripts.cluster --db $(CLUSTER_DB) --app $(APP) $(CLUSTER_ARGS)
+
 test: install
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 check: install
-	$(VENV)/bin/ruff check src tests bench
-	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/ruff check src tests bench scripts
+	$(VENV)/bin/ruff format --check src tests bench scripts
 	$(VENV)/bin/mypy
 
 bench: install
@@ -76,7 +83,7 @@ lock: $(UV)
 
 clean:
 	rm -rf .pytest_cache .mypy_cache .ruff_cache build dist test-artifacts
-	find src tests bench -name __pycache__ -type d -prune -exec rm -rf {} +
+	find src tests bench scripts -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean
 	rm -rf $(VENV) $(TOOLS)

@@ -101,6 +101,7 @@ def _error_line(capsys: pytest.CaptureFixture[str]) -> str:
         (["serve", "taskgate.example:nothing"], "has no attribute 'nothing'"),
         (["serve", "taskgate:App"], "expected a taskgate.App"),
         (["serve", "--db", "memory://", "--workers", "1"], "memory:// lives inside one process"),
+        (["serve", "--no-workers", "--workers", "2"], "--no-workers starts no worker"),
         (["worker", "--db", "memory://"], "memory:// lives inside one process"),
         (["migrate", "--db", "ftp://x"], "unknown database URL scheme 'ftp'"),
         (["serve", "--config", "/nonexistent/taskgate.toml"], "does not exist"),

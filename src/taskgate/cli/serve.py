@@ -7,6 +7,8 @@ listening socket, no threads), the same code path as a standalone ``taskgate wor
 and visible as such in ``ps``. They get the settings this process resolved, passed as
 ``TASKGATE_*`` environment variables, so flags, the TOML file and the environment mean
 the same in both. `taskgate.runtime.supervisor.Supervisor` restarts them if they die.
+``--no-workers`` (``--workers 0``) serves the API alone: on PostgreSQL, the workers of
+other machines (``taskgate worker``) run its tasks (docs/deploying.md).
 
 SIGTERM or SIGINT: the API stops accepting connections, the workers get SIGTERM and
 their own grace period to finish running tasks, then serve exits 0. A second signal
@@ -48,7 +50,7 @@ from taskgate.loader import load_app
 from taskgate.runtime.supervisor import PID_PLACEHOLDER, Supervisor
 from taskgate.service import TaskService
 from taskgate.settings import ENV_PREFIX, Settings
-from taskgate.storage import connect
+from taskgate.storage import connect, connect_settings
 
 log = logging.getLogger("taskgate.serve")
 
@@ -242,9 +244,7 @@ class Serve:
 
         from taskgate.http import create_app
 
-        service = TaskService(
-            connect(settings.database, synchronous=settings.synchronous), self.app
-        )
+        service = TaskService(connect_settings(settings), self.app)
         config = uvicorn.Config(
             create_app(service, settings),
             lifespan="on",
@@ -307,7 +307,9 @@ class Serve:
             f"  Database:  {location}  (schema version {version}"
             + (f", {s.database})" if s.database != location else ")"),
             f"  Workers:   {self.workers} process(es) x {s.concurrency} concurrent tasks"
-            + (f"  (pids {pids})" if pids else ""),
+            + (f"  (pids {pids})" if pids else "")
+            if self.workers
+            else f"  Workers:   none (run `taskgate worker {self.app.import_path} ...` elsewhere)",
         ]
         if self.tls is not None:
             lines.append(
@@ -367,10 +369,13 @@ async def _exit_code(coro: Coroutine[Any, Any, None]) -> int:
     options.PORT,
     options.DATABASE,
     options.WORKERS,
+    options.NO_WORKERS,
     options.CONCURRENCY,
     options.CONFIG,
     options.LEASE,
     options.SHUTDOWN_GRACE,
+    options.POOL_SIZE,
+    options.POOL_TIMEOUT,
     options.SYNCHRONOUS,
     options.AUTH,
     options.LOG_LEVEL,
@@ -381,13 +386,18 @@ async def _exit_code(coro: Coroutine[Any, Any, None]) -> int:
     options.TLS_SELF_SIGNED,
 )
 @click.option("--access-log/--no-access-log", default=False, help="Log every HTTP request.")
-def serve(app_path: str | None, access_log: bool, **flags: Any) -> int:
+def serve(app_path: str | None, access_log: bool, no_workers: bool, **flags: Any) -> int:
     """Serve the HTTP task API and run worker processes for APP.
 
     APP is 'module:attribute' naming a taskgate.App [default: the `app` setting,
     taskgate.example:app]. Migrations are applied first. Workers that die are restarted,
     and their tasks recovered at once. SIGTERM/SIGINT stop everything gracefully.
+    With --no-workers it serves the API only, for workers that run elsewhere.
     """
+    if no_workers:
+        if flags["workers"]:
+            raise click.UsageError("--no-workers starts no worker: leave out --workers")
+        flags["workers"] = 0
     settings = options.settings_from(flags, app=app_path)
     configure_logging(settings)
     app = load_app(settings.app)

@@ -20,6 +20,8 @@ WORKER_OPTIONS = (
     options.CONCURRENCY,
     options.LEASE,
     options.SHUTDOWN_GRACE,
+    options.POOL_SIZE,
+    options.POOL_TIMEOUT,
     options.SYNCHRONOUS,
     options.LOG_LEVEL,
     options.LOG_JSON,

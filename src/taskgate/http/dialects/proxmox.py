@@ -92,7 +92,9 @@ class ProxmoxDialect:
         self.service = application.service
         self.prefix = application.settings.proxmox_prefix
         self.prefixes: Sequence[str] = (self.prefix,)
-        self.auth = ProxmoxAuth(application.keys if application.settings.auth else None)
+        self.auth = ProxmoxAuth(
+            application.keys if application.settings.auth else None, self.service.connector
+        )
         self.kickoffs: dict[str, Kickoff] = routes(application.service.app)
         self._status: dict[str, tuple[str, str, int, bytes]] = {}
         """Rendered status bodies by UPID: (task id, tenant, version, body)."""

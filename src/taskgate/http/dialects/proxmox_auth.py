@@ -9,34 +9,39 @@
 - **Ticket** ``POST /access/ticket`` with ``username=USER@REALM`` and ``password=<the key>``
   (or a ticket still valid, which renews it). The ticket is
   ``PVE:USER@REALM:<expiry hex>:<key id>::<HMAC-SHA256, base64url>``, valid for two hours
-  like PVE's, signed with a secret made when the dialect starts: tickets are valid only
-  in the API process that issued them and until it restarts (several API processes
-  behind one address would each refuse the others' tickets: use API tokens there). The
-  ``CSRFPreventionToken`` is an HMAC of the ticket, required on every request that is
-  not a GET with a ``PVEAuthCookie`` ticket. Each request with a ticket re-checks its key
-  (cached for 30 s, as native keys are), so a revoked key's tickets stop working.
+  like PVE's, signed with the store's shared secret ``proxmox_tickets``
+  (`taskgate.auth.secrets`: made by the first process that needs it, read once per
+  process), so a ticket is valid on every API node of the store, and across restarts,
+  until it expires. The ``CSRFPreventionToken`` is an HMAC of the ticket, required on
+  every request that is not a GET with a ``PVEAuthCookie`` ticket. Each request with a
+  ticket re-checks its key (cached for 30 s, as native keys are), so a revoked key's
+  tickets stop working.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
 import re
-import secrets
 import time
 from dataclasses import dataclass
 
 from taskgate.auth.keys import ApiKey
+from taskgate.auth.secrets import shared_secret
 from taskgate.auth.service import KeyService
 from taskgate.errors import AuthenticationFailed, TaskgateError
 from taskgate.http.auth import ANONYMOUS, Principal
 from taskgate.ids import upid_user
+from taskgate.storage.connector import Connector
 
 TICKET_LIFETIME = 7200
 """Seconds a ticket is valid (PVE: two hours)."""
 KEY_RECHECK = 30.0
 """Seconds a ticket's key is trusted before it is read again (revocation reaches us)."""
+TICKET_SECRET = "proxmox_tickets"
+"""The name of the store's shared secret that signs tickets and CSRF tokens."""
 
 _TOKEN = re.compile(r"(?:^|\s)PVEAPIToken(?:=| )([^;]*)")
 _TOKEN_ID = re.compile(r"^([^\s:/]+@[A-Za-z][A-Za-z0-9.\-_]+)!([A-Za-z][A-Za-z0-9.\-_]+)$")
@@ -62,14 +67,27 @@ def _principal(key: ApiKey) -> Principal:
 
 class ProxmoxAuth:
     """Checks tokens and tickets against the application's `KeyService` (None: auth is
-    off, and every request is the anonymous admin)."""
+    off, and every request is the anonymous admin); tickets are signed with the shared
+    secret of the store behind ``connector``."""
 
-    def __init__(self, keys: KeyService | None) -> None:
+    def __init__(self, keys: KeyService | None, connector: Connector) -> None:
         self.keys = keys
-        self._secret = secrets.token_bytes(32)
+        self.connector = connector
+        self._secret = b""
+        """The ticket secret, once read from the store (empty: not yet)."""
+        self._reading = asyncio.Lock()
         self._ticket_keys: dict[str, tuple[float, Principal]] = {}
 
+    async def _load_secret(self) -> None:
+        """Read (or make) the store's ticket secret, the first time only."""
+        if self._secret:
+            return
+        async with self._reading:
+            if not self._secret:
+                self._secret = await shared_secret(self.connector, TICKET_SECRET)
+
     def _sign(self, text: str) -> str:
+        assert self._secret, "the ticket secret is read before anything is signed"
         mac = hmac.new(self._secret, text.encode(), hashlib.sha256).digest()
         return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
 
@@ -96,6 +114,7 @@ class ProxmoxAuth:
             ticket = authorization.partition("PVEAuthCookie=")[2].split(";")[0].strip() or None
         if ticket is None:
             raise Refused("No ticket")
+        await self._load_secret()
         principal = await self._ticket(ticket)
         if method not in ("GET", "HEAD") and (
             csrf is None or not hmac.compare_digest(csrf, self._csrf(ticket))
@@ -144,6 +163,7 @@ class ProxmoxAuth:
 
     async def login(self, username: str, password: str) -> Ticket:
         """``POST /access/ticket``: a key (or a valid ticket) as password → a ticket."""
+        await self._load_secret()
         if self.keys is None:
             user, key_id = upid_user(username or ANONYMOUS.user), "0" * 12
         else:

@@ -1,0 +1,1 @@
+"""Developer scripts run by the Makefile (``python -m scripts.NAME``); not installed."""
