@@ -1,13 +1,13 @@
 """A real ``taskgate serve`` subprocess, and how a test follows tasks through it.
 
 `Server` starts ``python -m taskgate serve tests.acceptance.app:app`` on a free port
-(``--port 0``; the port is read from the banner serve prints) with a SQLite file, two
-workers and short lease, heartbeat and reaper intervals so that recovery is quick. Its
-output goes to a log file that is printed when a test fails.
+(``--port 0``; the port is read from the banner serve prints) on a SQLite file or a
+PostgreSQL URL, with two workers and short lease, heartbeat and reaper intervals so that
+recovery is quick. Its output goes to a log file that is printed when a test fails.
 
 Auth is on, as for a user: on a new database serve prints an admin key in its banner,
-which `Server` reads (as a user would copy it) and keeps beside the database for later
-starts on the same file; `Server.client` sends it.
+which `Server` reads (as a user would copy it) and keeps in its log folder for later
+starts on the same database; `Server.client` sends it.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ class Server:
 
     def __init__(
         self,
-        database: Path,
+        database: Path | str,
         log_dir: Path,
         *,
         workers: int = 2,
@@ -57,6 +57,7 @@ class Server:
         app: str = APP,
     ) -> None:
         self.database = database
+        """A SQLite file, or a database URL (``postgresql://...``)."""
         self.app = app
         """The ``module:attribute`` serve runs (default: the acceptance app)."""
         self.log_dir = log_dir
@@ -86,7 +87,7 @@ class Server:
             "--port",
             "0",
             "--db",
-            f"sqlite:///{self.database}",
+            self.db_url,
             "--workers",
             str(self.workers),
             *self.args,
@@ -115,7 +116,7 @@ class Server:
 
     def _admin_key(self) -> str | None:
         """The key in this start's banner, else the one an earlier start printed."""
-        saved = self.database.with_suffix(".admin-key")
+        saved = self.log_dir / "admin-key"
         m = _KEY.search(self.log_text())
         if m is not None:
             saved.write_text(m.group(1))
@@ -152,6 +153,13 @@ class Server:
             time.sleep(0.02)
 
     # -- looking at it ----------------------------------------------------------------
+
+    @property
+    def db_url(self) -> str:
+        """The ``--db`` serve is given."""
+        if isinstance(self.database, Path):
+            return f"sqlite:///{self.database}"
+        return self.database
 
     def log_text(self) -> str:
         try:

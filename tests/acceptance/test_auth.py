@@ -25,7 +25,7 @@ def taskgate(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
     """``taskgate ARGS --db <the server's database>``, as another process."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TASKGATE_")}
     return subprocess.run(
-        [sys.executable, "-m", "taskgate", *args, "--db", f"sqlite:///{server.database}"],
+        [sys.executable, "-m", "taskgate", *args, "--db", server.db_url],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -77,7 +77,7 @@ def test_the_key_in_the_banner_works(make_server: MakeServer) -> None:
     assert server.stop() == 0
     server.start()
     assert "Admin key:" not in server.log_text()
-    assert "taskgate keys create --db sqlite:///" in server.log_text()
+    assert f"taskgate keys create --db {server.db_url}" in server.log_text()
     listed = taskgate(server, "keys", "list", "--json")
     assert listed.returncode == 0, listed.stderr
     assert [(k["user"], k["role"]) for k in json.loads(listed.stdout)] == [("admin", "admin")]

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 
 from .server import (
@@ -81,26 +82,42 @@ def test_kill_9_of_a_worker_requeues_a_task_safe_to_retry(make_server: MakeServe
     assert server.stop() == 0
 
 
-def freeze_outside_a_write(pid: int, database: Path) -> None:
-    """SIGSTOP a worker, but not while it holds SQLite's write lock.
+def freeze_outside_a_write(pid: int, database: Path | str) -> None:
+    """SIGSTOP a worker, but not while it holds a write lock.
 
-    A process frozen inside a write transaction blocks every writer until it resumes:
-    that is SQLite's single-writer design (PostgreSQL has no such limit), not what this
-    test is about. So: freeze, check that the lock is free, else thaw and try again.
+    A process frozen inside SQLite's write transaction blocks every writer until it
+    resumes (SQLite's single-writer design), and one frozen inside a PostgreSQL
+    transaction blocks whoever writes the rows it locked (the reaper recovering its
+    task): not what this test is about. So: freeze, check that no write is held, else
+    thaw and try again.
     """
     for _ in range(100):
         os.kill(pid, signal.SIGSTOP)
-        probe = sqlite3.connect(database, timeout=0.2, isolation_level=None)
-        try:
-            probe.execute("BEGIN IMMEDIATE")
-            probe.execute("ROLLBACK")
+        if not _write_held(database):
             return
-        except sqlite3.OperationalError:
-            os.kill(pid, signal.SIGCONT)
-            time.sleep(0.01)
-        finally:
-            probe.close()
-    raise AssertionError("the worker always held the write lock")
+        os.kill(pid, signal.SIGCONT)
+        time.sleep(0.01)
+    raise AssertionError("the worker always held a write lock")
+
+
+def _write_held(database: Path | str) -> bool:
+    """Whether some process is inside a (write) transaction on ``database``."""
+    if isinstance(database, str):
+        with psycopg.connect(database, autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid() AND backend_xid IS NOT NULL"
+            ).fetchone()
+            return row is not None and row[0] > 0
+    probe = sqlite3.connect(database, timeout=0.2, isolation_level=None)
+    try:
+        probe.execute("BEGIN IMMEDIATE")
+        probe.execute("ROLLBACK")
+        return False
+    except sqlite3.OperationalError:
+        return True
+    finally:
+        probe.close()
 
 
 def test_a_frozen_worker_loses_its_task_when_its_lease_runs_out(make_server: MakeServer) -> None:
