@@ -13,9 +13,12 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
+import textwrap
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import IO
 
 import httpx
 
@@ -43,6 +46,11 @@ def machine() -> str:
     )
 
 
+def store_url(db: Path | str) -> str:
+    """The database URL of ``db``: a SQLite file's path, or a URL as it is."""
+    return f"sqlite:///{db}" if isinstance(db, Path) else db
+
+
 def pct(values: Sequence[float], p: float) -> float:
     ordered = sorted(values)
     if not ordered:
@@ -61,15 +69,17 @@ def summary_ms(values: Sequence[float]) -> str:
 
 @contextlib.contextmanager
 def serve(
-    db: Path,
+    db: Path | str,
     *,
     workers: int,
     app: str = "bench.app:app",
     extra: Sequence[str] = (),
     pids: list[int] | None = None,
 ) -> Iterator[str]:
-    """Run `taskgate serve` as a user would; yield its base URL. ``pids``, if given,
-    receives the server's process id (to read its memory, say)."""
+    """Run `taskgate serve` as a user would, on ``db`` (a SQLite file, or a database
+    URL); yield its base URL. ``pids``, if given, receives the server's process id (to
+    read its memory, say). What the server writes to stderr is shown after it stops,
+    less its warning that authentication is off (which the benchmarks want)."""
     port = free_port()
     env = dict(os.environ, PYTHONPATH=str(ROOT), TASKGATE_LOG_LEVEL="warning")
     cmd = [
@@ -79,7 +89,7 @@ def serve(
         "serve",
         app,
         "--db",
-        f"sqlite:///{db}",
+        store_url(db),
         "--port",
         str(port),
         "--workers",
@@ -89,33 +99,59 @@ def serve(
         "--no-auth",
         *extra,
     ]
-    proc = subprocess.Popen(
-        cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, start_new_session=True
-    )
-    base = f"http://127.0.0.1:{port}"
-    if pids is not None:
-        pids.append(proc.pid)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"taskgate serve exited with {proc.returncode}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(base + "/readyz", timeout=1).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError("taskgate serve did not become ready in 30 s")
-            time.sleep(0.1)
-        time.sleep(0.5 if workers else 0)  # let the worker processes register
-        yield base
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
+    with tempfile.TemporaryFile() as stderr:
+        proc = subprocess.Popen(
+            cmd,
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            start_new_session=True,
+        )
+        if pids is not None:
+            pids.append(proc.pid)
         try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+            yield _ready(proc, f"http://127.0.0.1:{port}", workers)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            told = _told(stderr)
+            if told:
+                print(textwrap.indent(told, "  serve: "), flush=True)
+
+
+def _ready(proc: subprocess.Popen[bytes], base: str, workers: int) -> str:
+    """``base`` once the server answers /readyz (its stderr is shown after, on failure)."""
+    deadline = time.monotonic() + 30
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"taskgate serve exited with {proc.returncode}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(base + "/readyz", timeout=1).status_code == 200:
+                break
+        if time.monotonic() > deadline:
+            raise RuntimeError("taskgate serve did not become ready in 30 s")
+        time.sleep(0.1)
+    time.sleep(0.5 if workers else 0)  # let the worker processes register
+    return base
+
+
+_NO_AUTH_BANNER = re.compile(
+    r"^\*{20,}\n.*?^\*{20,}\n|^.*authentication is off \(--no-auth\)\n",
+    re.MULTILINE | re.DOTALL,
+)
+
+
+def _told(stderr: IO[bytes]) -> str:
+    """What the server wrote to ``stderr``, without the warning about --no-auth."""
+    stderr.seek(0)
+    text = stderr.read().decode(errors="replace")
+    return _NO_AUTH_BANNER.sub("", text).strip()
 
 
 class RawClient:

@@ -169,7 +169,12 @@ def _http_reads(base: str, ids: list[str], samples: int) -> dict[str, list[float
         for _ in range(samples // 10):
             t0 = time.perf_counter()
             # one tenant's list, as a tenant's key asks for it (auth is off: see common.py)
-            params = {"state": "failed", "type": "vzdump", "limit": 50, "tenant": "default"}
+            params: dict[str, str | int] = {
+                "state": "failed",
+                "type": "vzdump",
+                "limit": 50,
+                "tenant": "default",
+            }
             r = client.get("/v1/tasks", params=params)
             out["list"].append(time.perf_counter() - t0)
             assert r.status_code == 200 and len(r.json()["items"]) == 50

@@ -8,16 +8,17 @@ from pathlib import Path
 
 import orjson
 
+from bench import postgres
 from bench.app import app
-from bench.common import RawClient, pct, serve, summary_ms
+from bench.common import RawClient, pct, serve, store_url, summary_ms
 from taskgate.client import Client
 from taskgate.service import TaskService
 from taskgate.storage import connect
 
 
-async def submit_to_start(db: Path, samples: int) -> list[float]:
+async def submit_to_start(db: Path | str, samples: int) -> list[float]:
     """Submit through the Python API; the handler returns when it started."""
-    service = TaskService(connect(f"sqlite:///{db}"), app)
+    service = TaskService(connect(store_url(db)), app)
     await service.open()
     latencies = []
     try:
@@ -83,4 +84,18 @@ def run(workdir: Path, samples: int = 300) -> dict[str, float]:
         "start_p99_ms": pct(start, 99) * 1000,
         "result_p50_ms": pct(result, 50) * 1000,
         "sdk_p50_ms": pct(sdk, 50) * 1000,
+    }
+
+
+def run_postgres(workdir: Path, samples: int = 300) -> dict[str, float]:
+    """W2 on PostgreSQL: submit -> handler start, and the result through ``?wait``."""
+    with postgres.database() as url, serve(url, workers=2) as base:
+        start = asyncio.run(submit_to_start(url, samples))
+        print(f"  W2 PostgreSQL submit -> handler start: {summary_ms(start)}")
+        result = asyncio.run(submit_to_result(base, samples))
+        print(f"  W2 PostgreSQL submit -> result seen with ?wait: {summary_ms(result)}")
+    return {
+        "start_p50_ms": pct(start, 50) * 1000,
+        "start_p99_ms": pct(start, 99) * 1000,
+        "result_p50_ms": pct(result, 50) * 1000,
     }

@@ -1,4 +1,5 @@
-"""W1: no-op tasks end to end, drained by the workers of a real `taskgate serve`."""
+"""W1: no-op tasks end to end, drained by the workers of a real `taskgate serve`, on
+SQLite and on PostgreSQL; and how PostgreSQL's rate scales with the worker processes."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import asyncio
 import time
 from pathlib import Path
 
+from bench import postgres
 from bench.app import app
-from bench.common import RawClient, serve
+from bench.common import RawClient, serve, store_url
 from taskgate.model import State, TaskFilter
 from taskgate.service import TaskService
 from taskgate.storage import connect
@@ -33,9 +35,9 @@ async def _count(service: TaskService, state: State) -> int:
         cursor = page.next_cursor
 
 
-async def python_api(db: Path, tasks: int, op: str) -> float:
+async def python_api(db: Path | str, tasks: int, op: str) -> float:
     """Submit ``tasks`` concurrently through TaskService.submit; tasks/s end to end."""
-    service = TaskService(connect(f"sqlite:///{db}"), app)
+    service = TaskService(connect(store_url(db)), app)
     await service.open()
     try:
         started = time.perf_counter()
@@ -51,10 +53,10 @@ async def python_api(db: Path, tasks: int, op: str) -> float:
         await service.close()
 
 
-async def http_api(db: Path, base: str, tasks: int, clients: int) -> float:
+async def http_api(db: Path | str, base: str, tasks: int, clients: int) -> float:
     """``clients`` concurrent HTTP clients submit ``tasks``; tasks/s end to end."""
     host, port = base.removeprefix("http://").split(":")
-    service = TaskService(connect(f"sqlite:///{db}"), app)
+    service = TaskService(connect(store_url(db)), app)
     await service.open()
     remaining = tasks
 
@@ -97,3 +99,31 @@ def run(workdir: Path, tasks: int = 10_000, workers: int = 2) -> dict[str, float
         results["http"] = rate
         print(f"  W1 HTTP, 16 clients, {tasks:,} noop: {rate:,.0f} tasks/s end to end")
     return results
+
+
+def run_postgres(workdir: Path, tasks: int = 10_000, workers: int = 2) -> dict[str, float]:
+    """W1 on PostgreSQL: the Python API's no-op tasks, drained by ``workers`` processes."""
+    print(f"  PostgreSQL: {postgres.server_settings()}")
+    results: dict[str, float] = {}
+    for op in ("noop", "noop_async"):
+        with postgres.database() as url, serve(url, workers=workers):
+            rate = asyncio.run(python_api(url, tasks, op))
+        results[f"python_{op}"] = rate
+        print(f"  W1 PostgreSQL, {workers} workers, {tasks:,} {op}: {rate:,.0f} tasks/s end to end")
+    return results
+
+
+def scaling(
+    workdir: Path, tasks: int = 10_000, counts: tuple[int, ...] = (1, 2, 4)
+) -> dict[str, float]:
+    """W1's no-op tasks on PostgreSQL with 1, 2 and 4 worker processes, as a table."""
+    rates: dict[int, float] = {}
+    for workers in counts:
+        with postgres.database() as url, serve(url, workers=workers):
+            rates[workers] = asyncio.run(python_api(url, tasks, "noop"))
+    base = rates[counts[0]] / counts[0]
+    print(f"  {'workers':>7}  {'tasks/s':>8}  {'per worker':>10}  {'efficiency':>10}")
+    for workers, rate in rates.items():
+        per = rate / workers
+        print(f"  {workers:>7}  {rate:>8,.0f}  {per:>10,.0f}  {per / base:>10.0%}")
+    return {f"workers_{n}": rate for n, rate in rates.items()}
