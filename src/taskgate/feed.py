@@ -12,7 +12,10 @@ open:
   watch it, and hands the resulting `Change` to the watches it concerns;
 - a watch keeps the latest change per task: a stream that falls behind skips
   intermediate states, never the latest one. Past ``limit`` tasks it drops them and is
-  marked ``overflowed``: its owner catches up from the store instead of from memory.
+  marked ``overflowed``: its owner catches up from the store instead of from memory;
+- an empty payload means "anything may have changed" (the store's notifications were
+  interrupted, e.g. PostgreSQL's LISTEN connection was re-established): every watch is
+  marked ``overflowed`` and woken, so each waiter and stream re-reads the store.
 
 An idle watch is a small object in one or two dicts; waiting on it costs a future and a
 timer, no task of its own.
@@ -215,8 +218,12 @@ class ChangeFeed:
     # -- notifications --------------------------------------------------------------
 
     def notify(self, payload: str) -> None:
-        """Take a `CHANNEL_CHANGED` payload (comma-separated task ids)."""
+        """Take a `CHANNEL_CHANGED` payload (comma-separated task ids; empty: any task
+        may have changed)."""
         if self.closed or not (self._by_id or self._by_tenant):
+            return
+        if not payload:
+            self.resync()
             return
         ids = payload.split(",")
         if self._by_tenant:  # a tenant-wide watch may want any task
@@ -226,6 +233,13 @@ class ChangeFeed:
             self._pending.update(i for i in ids if i in by_id)
         if self._pending and self._flusher is None:
             self._flusher = asyncio.get_running_loop().create_task(self._flush())
+
+    def resync(self) -> None:
+        """Changes may have been missed: every watch catches up from the store."""
+        for watches in (*self._by_id.values(), *self._by_tenant.values()):
+            for watch in watches:
+                watch.overflowed = True
+                watch._wake()
 
     async def _flush(self) -> None:
         try:

@@ -371,7 +371,7 @@ class TaskService(WorkerSide):
                     return await self.get(task.id)  # timed out: the task as it is now
                 if watch.closed:  # the service is closing: answer now
                     return task
-                if watch.overflowed:  # cannot happen with one id; read, to be sure
+                if watch.overflowed:  # changes may have been missed: read the store
                     watch.overflowed = False
                     task = await self.get(task.id)
                 task = watch.latest(task)

@@ -210,3 +210,19 @@ async def test_the_feed_keeps_the_latest_change_of_each_task(service: TaskServic
         changes = watch.take()
         assert [c.task.progress for c in changes] == [3]  # one per task: the latest
         assert watch.take() == []
+
+
+async def test_an_empty_change_notification_makes_every_watch_catch_up(
+    service: TaskService,
+) -> None:
+    """What a store sends when its notifications were interrupted (a reconnect): the
+    waiters cannot know what they missed, so each one re-reads the store."""
+    task = await running(service)
+    by_id = service.feed.watch(Interest(ids=frozenset({task.id})))
+    tenant_wide = service.feed.watch(Interest(tenant="default"))
+    with by_id, tenant_wide:
+        assert not by_id.ready and not tenant_wide.ready
+        waiting = asyncio.ensure_future(by_id.wait(30))
+        service.feed.notify("")
+        assert await asyncio.wait_for(waiting, 10)
+        assert by_id.overflowed and tenant_wide.overflowed
