@@ -22,6 +22,8 @@ from typing import IO
 
 import httpx
 
+from taskgate.storage import connect
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -111,7 +113,9 @@ def serve(
         if pids is not None:
             pids.append(proc.pid)
         try:
-            yield _ready(proc, f"http://127.0.0.1:{port}", workers)
+            base = _ready(proc, f"http://127.0.0.1:{port}")
+            asyncio.run(_workers_registered(store_url(db), workers))
+            yield base
         finally:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)
@@ -125,7 +129,7 @@ def serve(
                 print(textwrap.indent(told, "  serve: "), flush=True)
 
 
-def _ready(proc: subprocess.Popen[bytes], base: str, workers: int) -> str:
+def _ready(proc: subprocess.Popen[bytes], base: str) -> str:
     """``base`` once the server answers /readyz (its stderr is shown after, on failure)."""
     deadline = time.monotonic() + 30
     while True:
@@ -137,8 +141,22 @@ def _ready(proc: subprocess.Popen[bytes], base: str, workers: int) -> str:
         if time.monotonic() > deadline:
             raise RuntimeError("taskgate serve did not become ready in 30 s")
         time.sleep(0.1)
-    time.sleep(0.5 if workers else 0)  # let the worker processes register
     return base
+
+
+async def _workers_registered(url: str, workers: int, timeout: float = 60.0) -> None:
+    """Return once ``workers`` worker processes have registered in the store: a worker
+    process takes a second or so to start, which no throughput figure should include."""
+    connector = connect(url, apply_migrations=False)
+    await connector.open()
+    try:
+        deadline = time.monotonic() + timeout
+        while len(await connector.fetch_all("list_workers", {})) < workers:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{workers} worker(s) did not register in {timeout:g} s")
+            await asyncio.sleep(0.05)
+    finally:
+        await connector.close()
 
 
 _NO_AUTH_BANNER = re.compile(

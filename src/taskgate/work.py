@@ -10,7 +10,7 @@ nothing.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,12 +101,29 @@ class WorkerSide:
     async def unregister_worker(self, worker: str) -> None:
         await self.connector.execute("delete_worker", {"id": worker})
 
-    async def heartbeat(self, worker: str, *, lease: float, pid: int, concurrency: int) -> None:
-        """Renew the leases of every task ``worker`` holds, and its own record."""
+    async def heartbeat(
+        self,
+        worker: str,
+        *,
+        lease: float,
+        pid: int,
+        concurrency: int,
+        task_ids: Collection[str],
+    ) -> None:
+        """Renew ``worker``'s record, and the leases of the tasks it holds: those of
+        ``task_ids`` still under its name. A task claimed for it that it does not know
+        of (the claim's answer was lost) runs out of lease and is recovered."""
         now = self.clock()
         await self.connector.execute_batch(
             [
-                Step("renew_leases", {"worker": worker, "lease_expires_at": now + lease}),
+                Step(
+                    "renew_leases",
+                    {
+                        "worker": worker,
+                        "lease_expires_at": now + lease,
+                        "ids": dumps(sorted(task_ids)),
+                    },
+                ),
                 Step(
                     "upsert_worker",
                     {

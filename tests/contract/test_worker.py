@@ -345,14 +345,16 @@ async def test_heartbeat_renews_the_leases(service: TaskService, clock: Clock) -
     second = await running(service)
     await service.cancel(second.id)
     other = await running(service, worker="worker-2")
+    unknown = await running(service)  # claimed for the worker, which never heard of it
     clock.advance(LEASE - 5)
-    await service.heartbeat(WORKER, lease=LEASE, pid=1, concurrency=4)
+    held = [first.id, second.id, other.id]  # other's is not WORKER's to renew
+    await service.heartbeat(WORKER, lease=LEASE, pid=1, concurrency=4, task_ids=held)
     for task in (first, second):
         assert (await service.get(task.id)).lease_expires_at == at(clock.now + LEASE)
     (worker,) = [w for w in await service.list_workers() if w["id"] == WORKER]
     assert worker["heartbeat_at"] == pytest.approx(clock.now)
     clock.advance(10)  # past the first lease, within the renewed one
-    assert [t.id for t in await service.recover_lost()] == [other.id]
+    assert {t.id for t in await service.recover_lost()} == {other.id, unknown.id}
     clock.advance(LEASE)
     assert {t.id for t in await service.recover_lost()} == {first.id, second.id}
 

@@ -14,6 +14,7 @@ import pytest
 from taskgate.errors import StorageError, StorageUnavailable, TaskgateError
 from taskgate.storage.connector import Connector, Row, Step
 from taskgate.storage.memory import TABLES, MemoryConnector
+from taskgate.storage.rows import dumps
 from taskgate.storage.sqlite import SQLiteConnector
 
 T = 1000  # an int on purpose: REAL columns must store 1000.0 on both
@@ -224,7 +225,10 @@ async def test_a_task_through_its_life(pair: Pair) -> None:
     claim = {"worker": "w1", "now": T + 1, "lease_expires_at": T + 31}
     claimed = await pair.execute("claim_tasks", {**claim, "limit": 2})
     assert {r["id"] for r in claimed} == {tid(2), tid(1)}  # priority, then due time
-    await pair.execute("renew_leases", {"worker": "w1", "lease_expires_at": T + 40})
+    await pair.execute(
+        "renew_leases",
+        {"worker": "w1", "lease_expires_at": T + 40, "ids": dumps([tid(2), tid(3)])},
+    )
     held = {"worker": "w1", "attempt": 1}
     report = {
         "progress": 50,

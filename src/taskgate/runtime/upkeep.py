@@ -1,8 +1,11 @@
 """The two slow loops beside a worker's claim loop: heartbeats and the reaper.
 
-- `heartbeats` renews every lease the worker holds, every ``heartbeat_every`` seconds.
-  A failed heartbeat (the store unavailable) is logged and tried again sooner; the
-  leases run out only if none gets through for ``lease`` seconds.
+- `heartbeats` renews the lease of every task the worker holds, every
+  ``heartbeat_every`` seconds: the tasks it knows of, by id, not every task under its
+  name, so that a task whose claim committed but never reached the worker (the
+  connection died on the way back) runs out of lease and is recovered rather than kept
+  ``running`` for ever. A failed heartbeat (the store unavailable) is logged and tried
+  again sooner; the leases run out only if none gets through for ``lease`` seconds.
 - `reaper` ends or re-queues the tasks of workers whose leases ran out, every
   ``reaper_interval`` seconds. Only the scheduler runs it, one worker per store
   (`taskgate.runtime.elector`); each change it makes is conditional all the same, so a
@@ -14,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from taskgate.errors import StorageError
 from taskgate.service import TaskService
@@ -24,9 +27,14 @@ log = logging.getLogger("taskgate.worker")
 
 
 async def heartbeats(
-    service: TaskService, worker_id: str, settings: Settings, after: Callable[[], None]
+    service: TaskService,
+    worker_id: str,
+    settings: Settings,
+    held: Callable[[], Collection[str]],
+    after: Callable[[], None],
 ) -> None:
-    """Renew the worker's leases until cancelled; call ``after`` when one got through."""
+    """Renew the leases of the tasks ``held()`` names until cancelled; call ``after``
+    when a heartbeat got through."""
     failing = False
     while True:
         await asyncio.sleep(
@@ -34,7 +42,11 @@ async def heartbeats(
         )
         try:
             await service.heartbeat(
-                worker_id, lease=settings.lease, pid=os.getpid(), concurrency=settings.concurrency
+                worker_id,
+                lease=settings.lease,
+                pid=os.getpid(),
+                concurrency=settings.concurrency,
+                task_ids=held(),
             )
         except StorageError as exc:
             failing = True

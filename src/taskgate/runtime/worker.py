@@ -189,7 +189,13 @@ class Worker:
         )
         background = [
             loop.create_task(
-                heartbeats(self.service, self.worker_id, settings, self._recheck_running),
+                heartbeats(
+                    self.service,
+                    self.worker_id,
+                    settings,
+                    lambda: self._running.keys(),
+                    self._recheck_running,
+                ),
                 name="taskgate-heartbeat",
             ),
             loop.create_task(self._elector.run(), name="taskgate-elector"),

@@ -259,7 +259,10 @@ def next_due_at(db: MemoryConnector, p: Bound) -> list[Row]:
 
 def renew_leases(db: MemoryConnector, p: Bound) -> list[Row]:
     worker, lease = p["worker"], p["lease_expires_at"]
-    for old in db.select_tasks(lambda r: sql_eq(r["worker"], worker) and r["state"] in ACTIVE):
+    ids = {v for _, v in json_each(p["ids"]) if isinstance(v, str)}
+    for old in db.select_tasks(
+        lambda r: sql_eq(r["worker"], worker) and r["state"] in ACTIVE and r["id"] in ids
+    ):
         db.update_task(old, {"lease_expires_at": lease})
     return []
 

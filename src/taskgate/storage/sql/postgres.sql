@@ -133,8 +133,12 @@ RETURNING tasks.*
 SELECT MIN(due_at) AS due_at FROM tasks WHERE state IN ('queued', 'scheduled')
 
 -- name: renew_leases
+-- Only the tasks the worker knows it holds (:ids, a JSON array): a task claimed for it
+-- whose claim it never heard back from (the connection died after the commit) is not
+-- kept alive, and the reaper takes it back when its lease runs out.
 UPDATE tasks SET lease_expires_at = %(lease_expires_at)s
 WHERE worker = %(worker)s AND state IN ('running', 'canceling')
+  AND id IN (SELECT jsonb_array_elements_text(%(ids)s::jsonb))
 
 -- name: upsert_worker
 INSERT INTO workers (id, node, pid, concurrency, started_at, heartbeat_at)

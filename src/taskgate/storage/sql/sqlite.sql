@@ -130,8 +130,12 @@ RETURNING *
 SELECT MIN(due_at) AS due_at FROM tasks WHERE state IN ('queued', 'scheduled')
 
 -- name: renew_leases
+-- Only the tasks the worker knows it holds (:ids, a JSON array): a task claimed for it
+-- whose claim it never heard back from (the connection died after the commit) is not
+-- kept alive, and the reaper takes it back when its lease runs out.
 UPDATE tasks SET lease_expires_at = :lease_expires_at
 WHERE worker = :worker AND state IN ('running', 'canceling')
+  AND id IN (SELECT value FROM json_each(:ids))
 
 -- name: upsert_worker
 INSERT INTO workers (id, node, pid, concurrency, started_at, heartbeat_at)
