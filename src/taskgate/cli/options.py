@@ -32,7 +32,8 @@ DATABASE = _option(
     "--database",
     "database",
     metavar="URL",
-    help="Task store: sqlite:///file.db (relative), sqlite:////abs/file.db, memory://"
+    help="Task store: sqlite:///file.db (relative), sqlite:////abs/file.db,"
+    " postgresql://user@host:5432/dbname (several machines), memory:// (one process)"
     " [default: sqlite:///taskgate.db].",
 )
 POOL_SIZE = _option(
