@@ -20,6 +20,7 @@ from typing import Any, Literal
 import pydantic
 
 from taskgate.errors import ConfigurationError
+from taskgate.ids import node_name
 
 ENV_PREFIX = "TASKGATE_"
 
@@ -86,6 +87,10 @@ class Settings(pydantic.BaseModel):
     dialects: tuple[str, ...] = ()
     """Other systems' task APIs to serve besides the native one (`taskgate.http.dialects`):
     ``proxmox``, ``gcore``. From the environment: ``TASKGATE_DIALECTS=proxmox,gcore``."""
+    node: str | None = None
+    """This process's node name: in the UPIDs of the tasks it submits, its worker ids and
+    the Proxmox dialect's paths [default: the host name]. API machines behind one address
+    share one name, so that a Proxmox client reaches its tasks through any of them."""
     proxmox_prefix: str = "/api2/json"
     """Where the Proxmox VE dialect is mounted."""
     gcore_prefix: str = ""
@@ -112,6 +117,16 @@ class Settings(pydantic.BaseModel):
         if unknown:
             raise ValueError(
                 f"unknown dialect(s) {', '.join(unknown)}; known: {', '.join(sorted(DIALECTS))}"
+            )
+        return value
+
+    @pydantic.field_validator("node")
+    @classmethod
+    def _node(cls, value: str | None) -> str | None:
+        if value is not None and node_name(value) != value:
+            raise ValueError(
+                "a node name is letters, digits and '-' (not first or last), at most 63"
+                f" characters, as in a UPID; {node_name(value)!r}, say"
             )
         return value
 

@@ -208,7 +208,7 @@ class Serve:
         connector = connect(
             self.settings.database, apply_migrations=False, synchronous=self.settings.synchronous
         )
-        async with TaskService(connector, self.app) as service:
+        async with TaskService(connector, self.app, node=self.settings.node) as service:
             tasks = await service.recover_lost(worker=worker_id)
         if tasks:
             log.warning(
@@ -244,7 +244,7 @@ class Serve:
 
         from taskgate.http import create_app
 
-        service = TaskService(connect_settings(settings), self.app)
+        service = TaskService(connect_settings(settings), self.app, node=settings.node)
         config = uvicorn.Config(
             create_app(service, settings),
             lifespan="on",

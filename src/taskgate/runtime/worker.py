@@ -605,7 +605,7 @@ async def serve_worker(
 ) -> None:
     """Open the store, run a `Worker` until it is stopped, close the store."""
     connector = connect_settings(settings)
-    service = TaskService(connector, app)
+    service = TaskService(connector, app, node=settings.node)
     await service.open()
     try:
         worker = Worker(service, settings, worker_id=worker_id)
