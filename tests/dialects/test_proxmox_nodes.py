@@ -4,45 +4,17 @@ names the others put in UPIDs. The ``node`` setting gives them one."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from pathlib import Path
-
 import httpx
 import pytest
 
 from taskgate.auth import KeyService
-from taskgate.example import app as example_app
-from taskgate.http import Application, create_app
-from taskgate.service import TaskService
+from taskgate.http import Application
 from taskgate.settings import Settings
-from taskgate.storage import connect
 
-from .conftest import CHEAP_HASH
+from .conftest import CHEAP_HASH, ApiNodes
 
 BASE = "http://testserver"
 P = "/api2/json"
-
-Nodes = Callable[[str, str], AbstractAsyncContextManager[list[Application]]]
-
-
-@pytest.fixture
-def nodes(tmp_path: Path) -> Nodes:
-    """Two API processes on one SQLite file, with the given node names."""
-
-    @asynccontextmanager
-    async def make(first: str, second: str) -> AsyncIterator[list[Application]]:
-        url = f"sqlite:///{tmp_path / 'shared.db'}"
-        services = [TaskService(connect(url), example_app, node=n) for n in (first, second)]
-        for service in services:
-            await service.open()
-        try:
-            yield [create_app(s, Settings(dialects=("proxmox",))) for s in services]
-        finally:
-            for service in services:
-                await service.close()
-
-    return make
 
 
 async def token(api: Application) -> dict[str, str]:
@@ -58,9 +30,9 @@ async def call(api: Application, method: str, path: str, headers: dict[str, str]
 
 
 async def test_api_processes_sharing_a_node_name_answer_for_each_others_tasks(
-    nodes: Nodes,
+    api_nodes: ApiNodes,
 ) -> None:
-    async with nodes("pve-cluster", "pve-cluster") as (first, second):
+    async with api_nodes("pve-cluster", "pve-cluster") as (first, second):
         auth = await token(first)
         kicked = await call(first, "POST", "/nodes/pve-cluster/vzdump", auth)
         assert kicked.status_code == 200, kicked.text
@@ -73,8 +45,8 @@ async def test_api_processes_sharing_a_node_name_answer_for_each_others_tasks(
         assert upid in [t["upid"] for t in listed.json()["data"]]
 
 
-async def test_with_node_names_of_their_own_each_refuses_the_others(nodes: Nodes) -> None:
-    async with nodes("api-1", "api-2") as (first, second):
+async def test_with_node_names_of_their_own_each_refuses_the_others(api_nodes: ApiNodes) -> None:
+    async with api_nodes("api-1", "api-2") as (first, second):
         auth = await token(first)
         upid = (await call(first, "POST", "/nodes/api-1/vzdump", auth)).json()["data"]
         status = await call(second, "GET", f"/nodes/api-1/tasks/{upid}/status", auth)

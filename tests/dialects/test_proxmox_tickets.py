@@ -13,13 +13,12 @@ import pytest
 from postgres import postgres_database, postgres_databases
 from taskgate.auth import KeyService
 from taskgate.auth.secrets import shared_secret
-from taskgate.example import app as example_app
 from taskgate.http import Application, create_app
 from taskgate.service import TaskService
 from taskgate.settings import Settings
 from taskgate.storage import connect
 
-from .conftest import CHEAP_HASH
+from .conftest import CHEAP_HASH, ApiNodes
 
 __all__ = ["postgres_database", "postgres_databases"]  # fixtures
 
@@ -28,17 +27,10 @@ P = "/api2/json"
 
 
 @pytest.fixture
-async def nodes(tmp_path: Path) -> AsyncIterator[list[Application]]:
-    """Two API nodes on one SQLite file, each with its own connector (as two processes)."""
-    url = f"sqlite:///{tmp_path / 'shared.db'}"
-    services = [TaskService(connect(url), example_app) for _ in range(2)]
-    for service in services:
-        await service.open()
-    try:
-        yield [create_app(s, Settings(dialects=("proxmox",))) for s in services]
-    finally:
-        for service in services:
-            await service.close()
+async def nodes(api_nodes: ApiNodes) -> AsyncIterator[list[Application]]:
+    """Two API nodes on one SQLite file."""
+    async with api_nodes(None, None) as apps:
+        yield apps
 
 
 async def login(api: Application, key: str) -> tuple[str, str]:
