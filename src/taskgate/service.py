@@ -198,11 +198,10 @@ class TaskService(WorkerSide):
     ) -> tuple[Task, bool]:
         """Store a task; return it and whether it is new (False: idempotent replay)."""
         row = self.prepare(type, params, options)
-        rows = await self.connector.execute("insert_task", row)
+        # workers hear of it as it commits (a replay's notification wakes them for nothing)
+        rows = await self.connector.execute("insert_task", row, notify=CHANNEL_DUE)
         if rows:
-            task = task_from_row(rows[0])
-            await self.connector.notify(CHANNEL_DUE)
-            return task, True
+            return task_from_row(rows[0]), True
         return await self._replay(row), False
 
     async def submit_many(
@@ -214,8 +213,9 @@ class TaskService(WorkerSide):
         rows = [self.prepare(type, params, options) for type, params in requests]
         if not rows:
             return []
-        results = await self.connector.execute_batch([Step("insert_task", many=rows)])
-        await self.connector.notify(CHANNEL_DUE)
+        results = await self.connector.execute_batch(
+            [Step("insert_task", many=rows)], notify=CHANNEL_DUE
+        )
         return [task_from_row(r) for r in results[0]]
 
     async def _replay(self, row: Mapping[str, Any]) -> Task:
@@ -355,17 +355,17 @@ class TaskService(WorkerSide):
         wants the result makes one request instead of one per change. Returns at once if
         the task has already ended.
         """
-        task = await self.get(task_id, tenant=tenant)
-        baseline = task.version if seen_version is None else seen_version
-        if until_ended:
-            baseline = -1  # no version is -1: only the end stops the wait
-        if task.terminal or (task.version != baseline and not until_ended) or timeout <= 0:
-            return task
+        if timeout <= 0:
+            return await self.get(task_id, tenant=tenant)
         deadline = time.monotonic() + timeout
-        with self.feed.watch(Interest(ids=frozenset((task.id,)))) as watch:
-            # Re-read after registering, so a change in between is not missed. Later
-            # versions come from the feed, which reads a changed task once for all.
-            task = await self.get(task.id)
+        with self.feed.watch(Interest(ids=frozenset((parse_task_id(task_id),)))) as watch:
+            # Read once the watch is registered, so that no change is missed between the
+            # read and the watch; later versions come from the feed, which reads a
+            # changed task once for all its watchers.
+            task = await self.get(task_id, tenant=tenant)
+            baseline = task.version if seen_version is None else seen_version
+            if until_ended:
+                baseline = -1  # no version is -1: only the end stops the wait
             while not (task.terminal or (task.version != baseline and not until_ended)):
                 if not await watch.wait(deadline - time.monotonic()):
                     return await self.get(task.id)  # timed out: the task as it is now

@@ -101,3 +101,61 @@ async def test_queued_notifications_are_merged_and_none_is_lost(postgres_databas
     finally:
         await sender.close()
         await listener.close()
+
+
+async def test_a_writes_own_notification_is_heard_only_when_it_commits(
+    postgres_database: str,
+) -> None:
+    sender, listener = PostgresConnector(postgres_database), PostgresConnector(postgres_database)
+    await sender.open()
+    await listener.open()
+    heard: list[tuple[str, str]] = []
+    listener.add_listener(lambda channel, payload: heard.append((channel, payload)))
+    try:
+        # alone, then in a group with a failing write and a queued notification
+        rows = await sender.execute("insert_key", key("alone"), notify=CHANNEL_DUE)
+        assert rows[0]["id"] == "alone"
+        await eventually(lambda: heard == [(CHANNEL_DUE, "")])
+        heard.clear()
+        await sender.notify(CHANNEL_CHANGED, "queued")
+        results = await asyncio.gather(
+            sender.execute("insert_key", key("alone"), notify=CHANNEL_DUE),  # a duplicate
+            sender.execute_batch([Step("insert_key", many=[key("x"), key("y")])]),
+            return_exceptions=True,
+        )
+        assert isinstance(results[0], StorageError)
+        assert not isinstance(results[1], BaseException), results[1]
+        assert [row["id"] for row in results[1][0]] == ["x", "y"]
+        await eventually(lambda: (CHANNEL_CHANGED, "queued") in heard)
+        await asyncio.sleep(0.1)
+        assert (CHANNEL_DUE, "") not in heard  # its write failed: no notification
+    finally:
+        await sender.close()
+        await listener.close()
+
+
+async def test_a_group_is_one_transaction_without_begin(postgres_database: str) -> None:
+    """Writes of several statements each share one transaction; when one of them fails,
+    nothing of it is left (its first statement is undone too) and the others commit."""
+    connector = PostgresConnector(postgres_database)
+    await connector.open()
+
+    def pair(n: int) -> list[Step]:
+        return [Step("insert_key", key(f"a{n}")), Step("insert_key", key(f"b{n}"))]
+
+    try:
+        await asyncio.gather(*(connector.execute_batch(pair(i)) for i in range(10)))
+        together = await xmins(postgres_database)
+        assert len(together) == 20 and len(set(together.values())) == 1
+        failing = [Step("insert_key", key("half")), Step("insert_key", key("a0"))]
+        results = await asyncio.gather(
+            *(connector.execute_batch(pair(i)) for i in range(10, 15)),
+            connector.execute_batch(failing),
+            return_exceptions=True,
+        )
+    finally:
+        await connector.close()
+    assert isinstance(results[-1], StorageError)
+    written = await xmins(postgres_database)
+    assert "half" not in written
+    assert sorted(written) == sorted(f"{c}{i}" for i in range(15) for c in "ab")

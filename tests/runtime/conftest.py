@@ -56,15 +56,19 @@ class CountingConnector:
     def count(self, query: str) -> int:
         return self.writes.get(query, 0)
 
-    async def execute(self, query: str, params: Params) -> list[dict[str, Any]]:
+    async def execute(
+        self, query: str, params: Params, *, notify: str | None = None
+    ) -> list[dict[str, Any]]:
         self.writes[query] = self.writes.get(query, 0) + 1
-        return await self.inner.execute(query, params)
+        return await self.inner.execute(query, params, notify=notify)
 
-    async def execute_batch(self, steps: Any) -> list[list[dict[str, Any]]]:
+    async def execute_batch(
+        self, steps: Any, *, notify: str | None = None
+    ) -> list[list[dict[str, Any]]]:
         for step in steps:
             assert isinstance(step, Step)
             self.writes[step.query] = self.writes.get(step.query, 0) + 1
-        return await self.inner.execute_batch(steps)
+        return await self.inner.execute_batch(steps, notify=notify)
 
 
 @pytest.fixture(autouse=True)

@@ -129,10 +129,10 @@ def _never_lead(monkeypatch: pytest.MonkeyPatch, service: TaskService) -> None:
     store = counting.inner  # where the worker's leadership writes its lease
     execute = store.execute
 
-    async def execute_unless_leading(query: str, params: Any) -> Any:
+    async def execute_unless_leading(query: str, params: Any, **options: Any) -> Any:
         if query in ("take_leader", "renew_leader"):
             raise StorageUnavailable("the store went away (test)")
-        return await execute(query, params)
+        return await execute(query, params, **options)
 
     monkeypatch.setattr(store, "execute", execute_unless_leading)
 

@@ -67,11 +67,16 @@ class Connector(Protocol):
         self, query: str, params: Params, fragments: tuple[str, ...] = ()
     ) -> list[Row]: ...
 
-    async def execute(self, query: str, params: Params) -> list[Row]:
-        """Run one write; return the rows of its RETURNING clause (or [])."""
+    async def execute(self, query: str, params: Params, *, notify: str | None = None) -> list[Row]:
+        """Run one write; return the rows of its RETURNING clause (or []). ``notify``:
+        a channel told (empty payload) once the write has committed, as `notify` would;
+        PostgreSQL sends it in the write's own transaction, with no round trip of its own."""
 
-    async def execute_batch(self, steps: Sequence[Step]) -> list[list[Row]]:
-        """Run the steps in one transaction, all or nothing; rows per step."""
+    async def execute_batch(
+        self, steps: Sequence[Step], *, notify: str | None = None
+    ) -> list[list[Row]]:
+        """Run the steps in one transaction, all or nothing; rows per step. ``notify``
+        as for `execute`."""
 
     async def notify(self, channel: str, payload: str = "") -> None:
         """Tell every process listening on this store (this one included)."""

@@ -14,7 +14,10 @@ one each, is what lets PostgreSQL keep up.
   `MAX_GROUP` writes; one group at a time is in flight, and whatever arrives meanwhile
   waits and forms the next one. A write resolves only once its group has committed.
 - A lone write (one statement) runs as before: one statement in autocommit mode, so an
-  idle store answers as fast as ever.
+  idle store answers as fast as ever. A group is one pipeline whose statements, up to
+  its one Sync, form one implicit transaction: one round trip, no BEGIN or COMMIT.
+- A write may carry notifications of its own (a submit's ``due``): they go in its
+  transaction, so listeners hear them as it commits, without a round trip of their own.
 - Notifications are queued and sent with the next group, as SQLite's local bus queues
   them (`taskgate.storage.bus`): the caller does not wait, and they are delivered on a
   later turn of the loop, never inside the call. PostgreSQL delivers them when the group
@@ -24,9 +27,9 @@ one each, is what lets PostgreSQL keep up.
   dropped, as the bus drops what a peer refuses for too long: workers also poll slowly,
   waiters re-read the task at their timeout, and streams resume from the store.
 - One failing statement aborts the whole transaction. The server has then undone the
-  group, and each of its writes (and the notifications) runs again alone, so a write
-  fails only for its own error. A lost connection fails the whole group: as for a single
-  statement, whether it committed is unknown.
+  group, and each of its writes (with its own notifications) runs again alone, then the
+  queued notifications, so a write fails only for its own error. A lost connection
+  fails the whole group: as for a single statement, whether it committed is unknown.
 """
 
 from __future__ import annotations
@@ -93,12 +96,11 @@ class _Write:
     statements: Sequence[Statement]
     future: asyncio.Future[list[list[Row]]] | None
     """Resolved with the rows of each statement; None for notifications."""
+    notes: Sequence[tuple[str, str]] = ()
+    """(channel, payload) to notify in the same transaction."""
 
     def settle(self, rows: list[list[Row]], error: BaseException | None) -> None:
-        if self.future is None:
-            if error is not None:
-                log.warning("notifications could not be sent and are dropped: %s", error)
-        elif self.future.done():
+        if self.future is None or self.future.done():
             return
         elif isinstance(error, asyncio.CancelledError):
             self.future.cancel()
@@ -145,11 +147,15 @@ class GroupCommit:
         self._busy = False
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def write(self, statements: Sequence[Statement]) -> list[list[Row]]:
+    async def write(
+        self, statements: Sequence[Statement], notes: Sequence[tuple[str, str]] = ()
+    ) -> list[list[Row]]:
         """Run ``statements`` in one transaction, all or nothing; rows per statement.
-        Raises the driver's error when they fail."""
+        ``notes``, (channel, payload) pairs, are notified in that transaction: listeners
+        hear them as it commits, with no round trip of their own. Raises the driver's
+        error when the statements fail."""
         future: asyncio.Future[list[list[Row]]] = asyncio.get_running_loop().create_future()
-        self._writes.append(_Write(statements, future))
+        self._writes.append(_Write(statements, future, notes))
         self._schedule()
         return await future
 
@@ -176,11 +182,9 @@ class GroupCommit:
         if self._busy or not (self._writes or self._notes.payloads):
             return
         writes, self._writes = self._writes[:MAX_GROUP], self._writes[MAX_GROUP:]
-        if self._notes.payloads:
-            notes, self._notes = self._notes, _Notes()
-            writes.append(notes.write(alone=not writes))
+        queued, self._notes = self._notes, _Notes()
         self._busy = True
-        task = asyncio.get_running_loop().create_task(self._commit(writes))
+        task = asyncio.get_running_loop().create_task(self._commit(writes, queued))
         self._tasks.add(task)
         task.add_done_callback(self._done)
 
@@ -190,25 +194,35 @@ class GroupCommit:
         if self._writes or self._notes.payloads:
             self._start()
 
-    async def _commit(self, writes: list[_Write]) -> None:
+    async def _commit(self, writes: list[_Write], queued: _Notes) -> None:
+        """Commit ``writes`` and their notifications, with those ``queued`` alone."""
+        notes = _Notes()
+        notes.payloads = {channel: dict(wanted) for channel, wanted in queued.payloads.items()}
+        for write in writes:
+            for channel, payload in write.notes:
+                notes.add(channel, payload)
+        group = [*writes, notes.write(alone=not writes)] if notes.payloads else list(writes)
         try:
-            if len(writes) == 1:
-                results = [await self._alone(writes[0].statements)]
+            if len(group) == 1:
+                results = [await self._alone(group[0].statements)]
             else:
-                results = await self._together([w.statements for w in writes])
+                results = await self._together([w.statements for w in group])
         except psycopg.Error as exc:
-            if len(writes) > 1 and _undone(exc):
-                # the server undid the group: each write alone fails for its own error
+            if (len(writes) > 1 or (writes and queued.payloads)) and _undone(exc):
+                # the server undid the group: each write alone (with its own
+                # notifications) fails for its own error
                 for write in writes:
-                    await self._commit([write])
+                    await self._commit([write], _Notes())
+                if queued.payloads:
+                    await self._commit([], queued)
                 return
-            _fail(writes, exc)
+            _fail(writes, exc, queued)
         except BaseException as exc:
-            _fail(writes, exc)
+            _fail(writes, exc, queued)
             if not isinstance(exc, Exception):
                 raise
         else:
-            for write, rows in zip(writes, results, strict=True):
+            for write, rows in zip(group, results, strict=True):
                 write.settle(rows, None)
 
     async def _alone(self, statements: Sequence[Statement]) -> list[list[Row]]:
@@ -225,9 +239,16 @@ class GroupCommit:
         """Every write in one transaction, in one pipeline; the rows of each write's
         statements.
 
+        No BEGIN or COMMIT: on a connection in autocommit mode, what a pipeline sends
+        up to its one Sync (at its end) is one implicit transaction, committed at the
+        Sync and undone entirely if a statement fails. So a group of one write and its
+        notifications costs one round trip, as a lone statement does.
+
         The writes that are one statement each are sent as one ``executemany`` per
         statement text (psycopg then converts each text once): the writes of a group
         were all waiting at once, so none depends on another, and any order is theirs.
+        A statement run once is a plain execute: ``executemany`` waits for its results
+        before going on, a round trip worth it only for many runs.
         """
         results: list[list[list[Row]]] = [[[] for _ in w] for w in writes]
         alike: dict[str, list[tuple[int, Params]]] = {}
@@ -239,15 +260,21 @@ class GroupCommit:
             for j, (sql, step) in enumerate(write):
                 steps.append((i, j, sql, [step.params] if step.many is None else step.many))
         sent: list[tuple[psycopg.AsyncCursor[tuple[Any, ...]], list[tuple[int, int]]]] = []
-        async with self._lease() as conn, conn.pipeline(), conn.transaction():
-            for sql, items in alike.items():
-                cur = _cursor(conn)
-                await cur.executemany(sql.encode(), [p for _, p in items], returning=True)
-                sent.append((cur, [(i, 0) for i, _ in items]))
-            for i, j, sql, runs in steps:
-                cur = _cursor(conn)
-                await cur.executemany(sql.encode(), runs, returning=True)
-                sent.append((cur, [(i, j)] * len(runs)))
+        async with self._lease() as conn:
+            try:
+                async with conn.pipeline():
+                    for sql, items in alike.items():
+                        cur = await _run(conn, sql, [p for _, p in items])
+                        sent.append((cur, [(i, 0) for i, _ in items]))
+                    for i, j, sql, runs in steps:
+                        cur = await _run(conn, sql, runs)
+                        sent.append((cur, [(i, j)] * len(runs)))
+            except psycopg.Error:
+                # the server skipped what followed the failure, statements psycopg
+                # meant to prepare included, yet psycopg counts them as prepared: this
+                # connection would fail them later; the pool replaces it
+                await conn.close()
+                raise
         for cur, owners in sent:
             names: list[str] | None = None
             for n, (i, j) in enumerate(owners):
@@ -261,6 +288,19 @@ class GroupCommit:
                 rows = await cur.fetchall()
                 results[i][j].extend(dict(zip(names, row, strict=True)) for row in rows)
         return results
+
+
+async def _run(
+    conn: Connection, sql: str, runs: Sequence[Params]
+) -> psycopg.AsyncCursor[tuple[Any, ...]]:
+    """Queue ``sql`` once per mapping of ``runs`` on the connection's pipeline; the
+    cursor that will hold the results, one set per run."""
+    cur = _cursor(conn)
+    if len(runs) == 1:
+        await cur.execute(sql.encode(), runs[0])
+    else:
+        await cur.executemany(sql.encode(), runs, returning=True)
+    return cur
 
 
 def _cursor(conn: Connection) -> psycopg.AsyncCursor[tuple[Any, ...]]:
@@ -288,6 +328,10 @@ def _undone(exc: psycopg.Error) -> bool:
     return state is not None and not state.startswith(("08", "57P"))
 
 
-def _fail(writes: list[_Write], exc: BaseException) -> None:
+def _fail(writes: list[_Write], exc: BaseException, queued: _Notes) -> None:
+    """The writes fail with ``exc``; their own notifications go with them (they were for
+    a commit), and those ``queued`` are logged as dropped."""
     for write in writes:
         write.settle([], exc)
+    if queued.payloads:
+        log.warning("notifications could not be sent and are dropped: %s", exc)

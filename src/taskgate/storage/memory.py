@@ -226,10 +226,16 @@ class MemoryConnector:
         await asyncio.sleep(0)
         return self._run(query, params, fragments)
 
-    async def execute(self, query: str, params: Params) -> list[Row]:
-        return (await self.execute_batch([Step(query, params)]))[0]
+    async def execute(self, query: str, params: Params, *, notify: str | None = None) -> list[Row]:
+        return (await self.execute_batch([Step(query, params)], notify=notify))[0]
 
-    async def execute_batch(self, steps: Sequence[Step]) -> list[list[Row]]:
+    async def execute_batch(
+        self, steps: Sequence[Step], *, notify: str | None = None
+    ) -> list[list[Row]]:
+        if notify is not None:
+            done = await self.execute_batch(steps)
+            await self.notify(notify)
+            return done
         if not self._open:
             raise StorageUnavailable("the memory store is not open")
         for step in steps:

@@ -349,24 +349,32 @@ class PostgresConnector:
         except psycopg.Error as exc:
             raise translate(exc) from exc
 
-    async def execute(self, query: str, params: Params) -> list[Row]:
-        return (await self.execute_batch([Step(query, params)]))[0]
+    async def execute(self, query: str, params: Params, *, notify: str | None = None) -> list[Row]:
+        return (await self.execute_batch([Step(query, params)], notify=notify))[0]
 
-    async def execute_batch(self, steps: Sequence[Step]) -> list[list[Row]]:
+    async def execute_batch(
+        self, steps: Sequence[Step], *, notify: str | None = None
+    ) -> list[list[Row]]:
         statements = [(self._sql(step.query, step.fragments), step) for step in steps]
+        # the notification goes in the same transaction: heard as it commits
+        notes = [] if notify is None else [(self._channel(notify), "")]
         try:
-            return await self._group.write(statements)
+            return await self._group.write(statements, notes)
         except psycopg.Error as exc:
             raise translate(exc) from exc
 
     # -- notifications ------------------------------------------------------------
 
     async def notify(self, channel: str, payload: str = "") -> None:
-        if channel not in CHANNELS:
-            raise ConfigurationError(f"unknown notification channel {channel!r}")
         self._require_pool()
         # queued: sent with the next group of writes (or alone), after this call returns
-        self._group.notify(CHANNEL_PREFIX + channel, payload)
+        self._group.notify(self._channel(channel), payload)
+
+    @staticmethod
+    def _channel(channel: str) -> str:
+        if channel not in CHANNELS:
+            raise ConfigurationError(f"unknown notification channel {channel!r}")
+        return CHANNEL_PREFIX + channel
 
     def _deliver(self, channel: str, payload: str) -> None:
         for listener in list(self._listeners):

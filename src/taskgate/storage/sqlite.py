@@ -225,10 +225,12 @@ class SQLiteConnector:
 
     # -- writes -------------------------------------------------------------------
 
-    async def execute(self, query: str, params: Params) -> list[Row]:
-        return (await self.execute_batch([Step(query, params)]))[0]
+    async def execute(self, query: str, params: Params, *, notify: str | None = None) -> list[Row]:
+        return (await self.execute_batch([Step(query, params)], notify=notify))[0]
 
-    async def execute_batch(self, steps: Sequence[Step]) -> list[list[Row]]:
+    async def execute_batch(
+        self, steps: Sequence[Step], *, notify: str | None = None
+    ) -> list[list[Row]]:
         if self._writer is None:
             raise StorageUnavailable("the SQLite store is not open")
         for step in steps:
@@ -236,7 +238,10 @@ class SQLiteConnector:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[list[Row]]] = loop.create_future()
         self._jobs.put(_Job(steps, future, loop))
-        return await future
+        rows = await future
+        if notify is not None:
+            await self.notify(notify)
+        return rows
 
     async def _call_writer(self, fn: Any) -> Any:
         """Run ``fn(conn)`` on the writer thread, outside any batch."""
