@@ -5,6 +5,7 @@ merged, and none is lost, not even on close."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 import psycopg
@@ -17,6 +18,8 @@ from taskgate.storage.postgres import PostgresConnector
 from .helpers import eventually
 
 pytestmark = pytest.mark.postgres
+
+Heard = list[tuple[str, str]]
 
 
 def key(key_id: str) -> dict[str, Any]:
@@ -77,61 +80,62 @@ async def test_a_failing_write_fails_alone(postgres_database: str) -> None:
         await connector.close()
 
 
-async def test_queued_notifications_are_merged_and_none_is_lost(postgres_database: str) -> None:
+@pytest.fixture
+async def talk(postgres_database: str) -> AsyncIterator[tuple[PostgresConnector, Heard]]:
+    """A connector that sends, and what another one, listening, has heard so far."""
     sender, listener = PostgresConnector(postgres_database), PostgresConnector(postgres_database)
     await sender.open()
     await listener.open()
-    heard: list[tuple[str, str]] = []
+    heard: Heard = []
     listener.add_listener(lambda channel, payload: heard.append((channel, payload)))
     try:
-        ids = [f"{i:08d}-0000-7000-8000-000000000000" for i in range(300)]
-        for task_id in ids:  # queued, not awaited one by one: they go together
-            await sender.notify(CHANNEL_CHANGED, task_id)
-        await sender.notify(CHANNEL_DUE)
-        await sender.notify(CHANNEL_DUE)
-        await eventually(lambda: (CHANNEL_DUE, "") in heard)
-        changed = [p for c, p in heard if c == CHANNEL_CHANGED]
-        assert sorted(i for p in changed for i in p.split(",")) == ids
-        assert len(changed) < len(ids)  # merged, as few payloads as fit
-        assert heard.count((CHANNEL_DUE, "")) == 1
-        # queued just before closing: sent by close, not dropped
-        await sender.notify(CHANNEL_CHANGED, ids[0])
-        await sender.close()
-        await eventually(lambda: heard[-1] == (CHANNEL_CHANGED, ids[0]))
+        yield sender, heard
     finally:
         await sender.close()
         await listener.close()
+
+
+async def test_queued_notifications_are_merged_and_none_is_lost(
+    talk: tuple[PostgresConnector, Heard],
+) -> None:
+    sender, heard = talk
+    ids = [f"{i:08d}-0000-7000-8000-000000000000" for i in range(300)]
+    for task_id in ids:  # queued, not awaited one by one: they go together
+        await sender.notify(CHANNEL_CHANGED, task_id)
+    await sender.notify(CHANNEL_DUE)
+    await sender.notify(CHANNEL_DUE)
+    await eventually(lambda: (CHANNEL_DUE, "") in heard)
+    changed = [p for c, p in heard if c == CHANNEL_CHANGED]
+    assert sorted(i for p in changed for i in p.split(",")) == ids
+    assert len(changed) < len(ids)  # merged, as few payloads as fit
+    assert heard.count((CHANNEL_DUE, "")) == 1
+    # queued just before closing: sent by close, not dropped
+    await sender.notify(CHANNEL_CHANGED, ids[0])
+    await sender.close()
+    await eventually(lambda: heard[-1] == (CHANNEL_CHANGED, ids[0]))
 
 
 async def test_a_writes_own_notification_is_heard_only_when_it_commits(
-    postgres_database: str,
+    talk: tuple[PostgresConnector, Heard],
 ) -> None:
-    sender, listener = PostgresConnector(postgres_database), PostgresConnector(postgres_database)
-    await sender.open()
-    await listener.open()
-    heard: list[tuple[str, str]] = []
-    listener.add_listener(lambda channel, payload: heard.append((channel, payload)))
-    try:
-        # alone, then in a group with a failing write and a queued notification
-        rows = await sender.execute("insert_key", key("alone"), notify=CHANNEL_DUE)
-        assert rows[0]["id"] == "alone"
-        await eventually(lambda: heard == [(CHANNEL_DUE, "")])
-        heard.clear()
-        await sender.notify(CHANNEL_CHANGED, "queued")
-        results = await asyncio.gather(
-            sender.execute("insert_key", key("alone"), notify=CHANNEL_DUE),  # a duplicate
-            sender.execute_batch([Step("insert_key", many=[key("x"), key("y")])]),
-            return_exceptions=True,
-        )
-        assert isinstance(results[0], StorageError)
-        assert not isinstance(results[1], BaseException), results[1]
-        assert [row["id"] for row in results[1][0]] == ["x", "y"]
-        await eventually(lambda: (CHANNEL_CHANGED, "queued") in heard)
-        await asyncio.sleep(0.1)
-        assert (CHANNEL_DUE, "") not in heard  # its write failed: no notification
-    finally:
-        await sender.close()
-        await listener.close()
+    sender, heard = talk
+    # alone, then in a group with a failing write and a queued notification
+    rows = await sender.execute("insert_key", key("alone"), notify=CHANNEL_DUE)
+    assert rows[0]["id"] == "alone"
+    await eventually(lambda: heard == [(CHANNEL_DUE, "")])
+    heard.clear()
+    await sender.notify(CHANNEL_CHANGED, "queued")
+    results = await asyncio.gather(
+        sender.execute("insert_key", key("alone"), notify=CHANNEL_DUE),  # a duplicate
+        sender.execute_batch([Step("insert_key", many=[key("x"), key("y")])]),
+        return_exceptions=True,
+    )
+    assert isinstance(results[0], StorageError)
+    assert not isinstance(results[1], BaseException), results[1]
+    assert [row["id"] for row in results[1][0]] == ["x", "y"]
+    await eventually(lambda: (CHANNEL_CHANGED, "queued") in heard)
+    await asyncio.sleep(0.1)
+    assert (CHANNEL_DUE, "") not in heard  # its write failed: no notification
 
 
 async def test_a_group_is_one_transaction_without_begin(postgres_database: str) -> None:
