@@ -54,7 +54,7 @@ from taskgate.storage.connector import (
 from taskgate.storage.group_commit import GroupCommit
 from taskgate.storage.leadership import TIMEOUT, Candidate, Candidates, LockedLeadership
 from taskgate.storage.postgres_leadership import AdvisoryLock
-from taskgate.storage.queries import Query, load
+from taskgate.storage.queries import Statements
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +108,7 @@ class PostgresConnector:
         """Seconds a statement waits for a free connection before failing as unavailable."""
         self.connect_timeout = connect_timeout
         """Seconds to wait for the server when opening, and for one new connection."""
-        self.queries: dict[str, Query] = load("postgres")
-        self._sql_cache: dict[tuple[str, tuple[str, ...]], str] = {}
+        self._sql = Statements("postgres").sql
         self._pool: psycopg_pool.AsyncConnectionPool[Connection] | None = None
         self._listeners: list[Listener] = []
         self._listen_task: asyncio.Task[None] | None = None
@@ -315,17 +314,6 @@ class PostgresConnector:
             raise translate(exc) from exc
 
     # -- statements ---------------------------------------------------------------
-
-    def _sql(self, name: str, fragments: tuple[str, ...] = ()) -> str:
-        key = (name, fragments)
-        sql = self._sql_cache.get(key)
-        if sql is None:
-            try:
-                query = self.queries[name]
-            except KeyError:
-                raise ConfigurationError(f"no query named {name!r} for postgres") from None
-            sql = self._sql_cache[key] = query.compose(fragments)
-        return sql
 
     async def fetch_one(
         self, query: str, params: Params, fragments: tuple[str, ...] = ()

@@ -75,5 +75,27 @@ def load(dialect: str) -> dict[str, Query]:
     return parse(text)
 
 
+class Statements:
+    """One dialect's queries, composed into SQL text once per (name, fragments)."""
+
+    def __init__(self, dialect: str) -> None:
+        self.dialect = dialect
+        self.queries = load(dialect)
+        self._composed: dict[tuple[str, tuple[str, ...]], str] = {}
+
+    def sql(self, name: str, fragments: tuple[str, ...] = ()) -> str:
+        """The text of query ``name`` with ``fragments``; `ConfigurationError` if no
+        query has that name."""
+        key = (name, fragments)
+        sql = self._composed.get(key)
+        if sql is None:
+            try:
+                query = self.queries[name]
+            except KeyError:
+                raise ConfigurationError(f"no query named {name!r} for {self.dialect}") from None
+            sql = self._composed[key] = query.compose(fragments)
+        return sql
+
+
 def query_names(dialect: str) -> set[str]:
     return set(load(dialect))

@@ -28,7 +28,7 @@ from taskgate.storage import migrations
 from taskgate.storage.bus import LocalBus, bus_directory
 from taskgate.storage.connector import Listener, Params, Row, Step
 from taskgate.storage.leadership import TIMEOUT, Candidate, Candidates, LeaseLeadership
-from taskgate.storage.queries import Query, load
+from taskgate.storage.queries import Statements
 
 MAX_BATCH = 2000
 SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
@@ -72,8 +72,7 @@ class SQLiteConnector:
         self.synchronous = synchronous.upper()
         self.busy_timeout = busy_timeout
         self.apply_migrations = apply_migrations
-        self.queries: dict[str, Query] = load("sqlite")
-        self._sql_cache: dict[tuple[str, tuple[str, ...]], str] = {}
+        self._sql = Statements("sqlite").sql
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._writer_ready = threading.Event()
@@ -193,17 +192,6 @@ class SQLiteConnector:
             raise _translate(exc) from exc
 
     # -- reads --------------------------------------------------------------------
-
-    def _sql(self, name: str, fragments: tuple[str, ...] = ()) -> str:
-        key = (name, fragments)
-        sql = self._sql_cache.get(key)
-        if sql is None:
-            try:
-                query = self.queries[name]
-            except KeyError:
-                raise ConfigurationError(f"no query named {name!r} for sqlite") from None
-            sql = self._sql_cache[key] = query.compose(fragments)
-        return sql
 
     async def fetch_one(
         self, query: str, params: Params, fragments: tuple[str, ...] = ()
