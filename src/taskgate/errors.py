@@ -9,10 +9,11 @@
     ├── NotFound                  (404)
     │   ├── TaskNotFound
     │   ├── OperationNotFound
-    │   └── KeyNotFound           no API key with this id
+    │   ├── KeyNotFound           no API key with this id
+    │   └── ScheduleNotFound      no schedule with this id (or not visible to this tenant)
     ├── AuthenticationFailed      no API key, or a malformed, unknown, revoked or expired one (401)
     ├── PermissionDenied          the API key's role does not allow the action (403)
-    ├── Conflict                  the task is in a state that forbids the action (409)
+    ├── Conflict                  the task or schedule is in a state that forbids the action (409)
     │   └── IdempotencyConflict   the same Idempotency-Key was used for another request (422)
     ├── StorageError              the store failed; driver errors are translated into this
     │   └── StorageUnavailable    the store cannot be reached right now (503)
@@ -99,6 +100,12 @@ class KeyNotFound(NotFound):
     """No such API key."""
 
     title = "API key not found"
+
+
+class ScheduleNotFound(NotFound):
+    """No such schedule."""
+
+    title = "Schedule not found"
 
 
 class AuthenticationFailed(TaskgateError):

@@ -190,6 +190,8 @@ class TaskFilter:
     labels: tuple[tuple[str, str], ...] = ()
     acknowledged: bool | None = None
     """True: only acknowledged tasks; False: only those not acknowledged yet."""
+    schedule_id: str | None = None
+    """Only the runs of this schedule."""
 
 
 @dataclass(frozen=True, slots=True)

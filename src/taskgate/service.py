@@ -293,6 +293,9 @@ class TaskService(WorkerSide):
         if filter.acknowledged is not None:
             params["acknowledged"] = int(filter.acknowledged)
             fragments.append("acknowledged")
+        if filter.schedule_id is not None:
+            params["schedule_id"] = filter.schedule_id
+            fragments.append("schedule_id")
         rows = await self.connector.fetch_all("list_tasks", params, tuple(fragments))
         items = [task_from_row(r) for r in rows[:limit]]
         next_cursor = encode_cursor(items[-1].id) if len(rows) > limit else None

@@ -69,6 +69,10 @@ class Settings(pydantic.BaseModel):
     """Safety poll for due tasks; wake-ups normally come from notifications."""
     reaper_interval: float = pydantic.Field(2.0, gt=0)
     """Seconds between the scheduler's looks for tasks whose lease ran out."""
+    schedule_interval: float = pydantic.Field(1.0, gt=0)
+    """Most seconds between the scheduler's looks at the schedules: how soon it sees a
+    new or changed schedule, or a run's end (a run itself is submitted on time, by a
+    timer)."""
     leader_interval: float = pydantic.Field(1.0, gt=0)
     """Seconds between a worker's tries to become the scheduler (the one worker of the
     store that runs the reaper) and, once it is, between its checks that it still is.

@@ -24,7 +24,9 @@ NUMBERS = {
     "now", "limit", "count", "i", "start", "attempt", "lease_expires_at", "due_at", "ts",
     "created_at", "scheduled_at", "progress", "warnings", "pid", "concurrency",
     "max_attempts", "timeout", "priority", "retry_on_worker_loss", "after_ts",
-    "acknowledged", "user_id", "expires_at", "stale_before",
+    "acknowledged", "user_id", "expires_at", "stale_before", "enabled", "version",
+    "failure_threshold", "schedule_threshold", "consecutive_failures", "remaining_runs",
+    "first_run", "next_run", "pending_run", "log_count", "n",
 }  # fmt: skip
 JSON = {"states": '["queued"]', "types": '["noop"]', "labels": '{"a": "b"}', "ids": '["x"]'}
 

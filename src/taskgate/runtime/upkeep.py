@@ -1,4 +1,4 @@
-"""The two slow loops beside a worker's claim loop: heartbeats and the reaper.
+"""The slow loops beside a worker's claim loop: heartbeats, the reaper, the schedules.
 
 - `heartbeats` renews the lease of every task the worker holds, every
   ``heartbeat_every`` seconds: the tasks it knows of, by id, not every task under its
@@ -10,6 +10,10 @@
   ``reaper_interval`` seconds. Only the scheduler runs it, one worker per store
   (`taskgate.runtime.elector`); each change it makes is conditional all the same, so a
   second reaper for a moment (a stalled scheduler replaced) is harmless.
+- `schedules` submits the runs of named schedules as they fall due
+  (`taskgate.schedules`), also only on the scheduler. It sleeps until the next run is
+  due, at most ``schedule_interval`` seconds, so it sees new and changed schedules and
+  ended runs within that.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import os
 from collections.abc import Callable, Collection
 
 from taskgate.errors import StorageError
+from taskgate.schedules import ScheduleService
 from taskgate.service import TaskService
 from taskgate.settings import Settings
 
@@ -81,3 +86,20 @@ async def reaper(service: TaskService, worker_id: str, interval: float) -> None:
                     task.state,
                 )
         await asyncio.sleep(interval)
+
+
+async def schedules(service: ScheduleService, worker_id: str, interval: float) -> None:
+    """Submit the runs of due schedules until cancelled; the first look is at once."""
+    clock = service.tasks.clock
+    while True:
+        try:
+            done = await service.run_due()
+            next_run = await service.next_run()
+        except StorageError as exc:
+            log.warning("worker %s: running the schedules failed: %s", worker_id, exc)
+            next_run = None
+        else:
+            if done.fired:
+                log.debug("worker %s: %d scheduled runs submitted", worker_id, len(done.fired))
+        delay = interval if next_run is None else min(interval, max(0.0, next_run - clock()))
+        await asyncio.sleep(delay)

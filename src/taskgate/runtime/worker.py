@@ -13,7 +13,8 @@ One worker runs in one process, on one event loop:
   puts many of them in one transaction.
 - Heartbeats renew every lease this worker holds (`taskgate.runtime.upkeep`).
 - One worker of the store is the scheduler (`taskgate.runtime.elector`): it runs the
-  reaper, which ends or re-queues the tasks of workers whose leases ran out. Every
+  reaper, which ends or re-queues the tasks of workers whose leases ran out, and submits
+  the runs of named schedules (`taskgate.schedules`). Every
   worker stands for the role; another takes over when the scheduler stops or dies.
 - Cancel requests (seen through ``changed`` notifications about running tasks, and
   re-checked at each heartbeat) and timeouts ask the handler to stop through its
@@ -47,7 +48,8 @@ from taskgate.runtime.flag import Flag
 from taskgate.runtime.isolation import Launcher
 from taskgate.runtime.process import KILL_WAIT
 from taskgate.runtime.reporter import Reporter
-from taskgate.runtime.upkeep import heartbeats, reaper
+from taskgate.runtime.upkeep import heartbeats, reaper, schedules
+from taskgate.schedules import ScheduleService
 from taskgate.service import TaskService
 from taskgate.settings import Settings
 from taskgate.storage import connect_settings
@@ -184,7 +186,15 @@ class Worker:
         self._elector = Elector(
             self.service,
             self.worker_id,
-            [functools.partial(reaper, self.service, self.worker_id, settings.reaper_interval)],
+            [
+                functools.partial(reaper, self.service, self.worker_id, settings.reaper_interval),
+                functools.partial(
+                    schedules,
+                    ScheduleService(self.service),
+                    self.worker_id,
+                    settings.schedule_interval,
+                ),
+            ],
             interval=settings.leader_interval,
         )
         background = [

@@ -129,6 +129,35 @@ LEADER_COLUMNS: tuple[Column, ...] = (  # 0004_leaders
     ("since", "REAL", True, None),
     ("renewed_at", "REAL", True, None),
 )
+SCHEDULE_COLUMNS: tuple[Column, ...] = (  # 0006_schedules
+    ("id", "TEXT", True, None),
+    ("name", "TEXT", True, None),
+    ("tenant", "TEXT", True, None),
+    ("user_name", "TEXT", True, None),
+    ("user_id", "INTEGER", False, None),
+    ("type", "TEXT", True, None),
+    ("params", "TEXT", True, None),
+    ("options", "TEXT", False, None),
+    ("recurrence", "TEXT", True, None),
+    ("timezone", "TEXT", True, None),
+    ("enabled", "INTEGER", True, 1),
+    ("overlap", "TEXT", True, None),
+    ("failure_threshold", "INTEGER", False, None),
+    ("schedule_threshold", "REAL", False, None),
+    ("consecutive_failures", "INTEGER", True, 0),
+    ("total_run_count", "INTEGER", True, 0),
+    ("remaining_runs", "INTEGER", False, None),
+    ("first_run", "REAL", False, None),
+    ("next_run", "REAL", False, None),
+    ("last_run_at", "REAL", False, None),
+    ("last_task_id", "TEXT", False, None),
+    ("last_task_open", "INTEGER", True, 0),
+    ("pending_run", "REAL", False, None),
+    ("disabled_reason", "TEXT", False, None),
+    ("created_at", "REAL", True, None),
+    ("updated_at", "REAL", True, None),
+    ("version", "INTEGER", True, 1),
+)
 TABLES: dict[str, tuple[Column, ...]] = {
     "tasks": TASK_COLUMNS,
     "task_logs": LOG_COLUMNS,
@@ -136,6 +165,7 @@ TABLES: dict[str, tuple[Column, ...]] = {
     "api_keys": KEY_COLUMNS,
     "leaders": LEADER_COLUMNS,
     "secrets": SECRET_COLUMNS,
+    "schedules": SCHEDULE_COLUMNS,
 }
 
 
@@ -156,6 +186,7 @@ class MemoryConnector:
         self.api_keys: dict[str, Row] = {}  # in insertion (rowid) order
         self.leaders: dict[str, Row] = {}
         self.secrets: dict[str, Row] = {}
+        self.schedules: dict[str, Row] = {}
         self.sorted_ids: list[str] = []  # task ids, sorted: ORDER BY id
         self.upid_index: dict[str, str] = {}
         self.key_index: dict[tuple[str, str], str] = {}
@@ -299,6 +330,8 @@ class MemoryConnector:
             return self.leaders.get(key)
         if table == "secrets":
             return self.secrets.get(key)
+        if table == "schedules":
+            return self.schedules.get(key)
         return self.workers.get(key)
 
     def _store(self, table: str, key: Any, row: Row | None) -> None:
@@ -337,11 +370,12 @@ class MemoryConnector:
                 self.leaders.pop(key, None)
             else:
                 self.leaders[key] = row
-        elif table == "secrets":
+        elif table in ("secrets", "schedules"):
+            rows = self.secrets if table == "secrets" else self.schedules
             if row is None:
-                self.secrets.pop(key, None)
+                rows.pop(key, None)
             else:
-                self.secrets[key] = row
+                rows[key] = row
         elif row is None:
             self.workers.pop(key, None)
         else:

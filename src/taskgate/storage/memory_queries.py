@@ -14,6 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 from taskgate.errors import StorageError
 from taskgate.storage.connector import Row
+from taskgate.storage.memory_schedules import (
+    SCHEDULE_FRAGMENTS,
+    SCHEDULE_QUERIES,
+    SCHEDULE_READS,
+    _list_schedules,
+)
 from taskgate.storage.memory_sql import (
     Bound,
     affinity,
@@ -40,16 +46,17 @@ Fragment = Callable[["Bound"], Callable[[Row], bool]]
 # -- the queries of sqlite.sql, one function each ------------------------------------
 
 
+TASK_VALUES = (
+    "id", "upid", "type", "object_id", "tenant", "user_name", "user_id", "node", "state",
+    "params", "max_attempts", "timeout", "retry_on_worker_loss", "priority",
+    "idempotency_key", "request_fingerprint", "request_id", "group_id", "parent_id",
+    "schedule_id", "labels", "created_at", "scheduled_at", "due_at",
+)  # fmt: skip
+"""The parameters of ``insert_task``."""
+
+
 def insert_task(db: MemoryConnector, p: Bound) -> list[Row]:
-    values = {
-        name: p[name]
-        for name in (
-            "id", "upid", "type", "object_id", "tenant", "user_name", "user_id", "node", "state",
-            "params", "max_attempts", "timeout", "retry_on_worker_loss", "priority",
-            "idempotency_key", "request_fingerprint", "request_id", "group_id",
-            "parent_id", "schedule_id", "labels", "created_at", "scheduled_at", "due_at",
-        )
-    }  # fmt: skip
+    values = {name: p[name] for name in TASK_VALUES}
     values["attempt"] = 0
     values["updated_at"] = values["created_at"]
     row = db.make_row("tasks", values)
@@ -171,6 +178,11 @@ def _acknowledged(p: Bound) -> Callable[[Row], bool]:
     return lambda row: sql_eq(int(row["acknowledged_at"] is not None), acknowledged)
 
 
+def _schedule_id(p: Bound) -> Callable[[Row], bool]:
+    schedule_id = p["schedule_id"]
+    return lambda row: sql_eq(row["schedule_id"], schedule_id)
+
+
 LIST_FRAGMENTS: dict[str, Fragment] = {
     "before": _before,
     "since": _since,
@@ -181,6 +193,7 @@ LIST_FRAGMENTS: dict[str, Fragment] = {
     "object_id": _object_id,
     "labels": _labels,
     "acknowledged": _acknowledged,
+    "schedule_id": _schedule_id,
 }
 
 
@@ -688,6 +701,7 @@ QUERIES: dict[str, Statement] = {
         revoke_key,
         insert_secret,
         get_secret,
+        *SCHEDULE_QUERIES,
     )
 }
 """Every named query, by the name it has in ``sql/sqlite.sql``."""
@@ -698,6 +712,7 @@ FRAGMENTS: dict[str, dict[str, Fragment]] = {
     "acknowledge_tasks": ACKNOWLEDGE_FRAGMENTS,
     "acknowledge_listed": ACKNOWLEDGE_FRAGMENTS,
     "list_keys": KEY_FRAGMENTS,
+    "list_schedules": SCHEDULE_FRAGMENTS,
 }
 """The optional ``WHERE`` fragments of the composed queries."""
 COMPOSED: dict[str, Callable[[MemoryConnector, Bound, tuple[str, ...]], list[Row]]] = {
@@ -706,6 +721,7 @@ COMPOSED: dict[str, Callable[[MemoryConnector, Bound, tuple[str, ...]], list[Row
     "acknowledge_tasks": _acknowledge_tasks,
     "acknowledge_listed": _acknowledge_listed,
     "list_keys": _list_keys,
+    "list_schedules": _list_schedules,
 }
 
 READS = frozenset(
@@ -724,6 +740,7 @@ READS = frozenset(
         "get_key",
         "list_keys",
         "get_secret",
+        *SCHEDULE_READS,
     }
 )
 WRITES = frozenset(QUERIES) - READS

@@ -78,6 +78,9 @@ NOT EXISTS (
 -- :acknowledged is 1 (acknowledged tasks only) or 0 (tasks not acknowledged yet)
 (acknowledged_at IS NOT NULL) = (%(acknowledged)s::integer <> 0)
 
+-- name: list_tasks.schedule_id
+schedule_id = %(schedule_id)s
+
 -- name: list_changes
 -- Tasks in the order they last changed, (updated_at, id), after the position
 -- (:after_ts, :after_id): an events stream's replay. The chosen fragments filter them.
@@ -399,3 +402,156 @@ ON CONFLICT (name) DO NOTHING
 
 -- name: get_secret
 SELECT value FROM secrets WHERE name = %(name)s
+
+-- name: insert_schedule
+-- A new schedule; nothing when the tenant already has one of that name.
+INSERT INTO schedules (
+    id, name, tenant, user_name, user_id, type, params, options, recurrence, timezone,
+    enabled, overlap, failure_threshold, schedule_threshold, remaining_runs, first_run,
+    next_run, disabled_reason, created_at, updated_at
+) VALUES (
+    %(id)s, %(name)s, %(tenant)s, %(user_name)s, %(user_id)s, %(type)s, %(params)s,
+    %(options)s, %(recurrence)s, %(timezone)s, %(enabled)s::integer, %(overlap)s,
+    %(failure_threshold)s, %(schedule_threshold)s,
+    %(remaining_runs)s, %(first_run)s, %(next_run)s, %(disabled_reason)s, %(now)s, %(now)s
+)
+ON CONFLICT DO NOTHING
+RETURNING *
+
+-- name: get_schedule
+SELECT * FROM schedules WHERE id = %(id)s
+
+-- name: get_schedule_by_name
+SELECT * FROM schedules WHERE tenant = %(tenant)s AND name = %(name)s
+
+-- name: list_schedules
+-- A page of schedules by name (then id); the chosen fragments filter it.
+SELECT * FROM schedules
+WHERE /*where*/
+ORDER BY name, id
+LIMIT %(limit)s
+
+-- name: list_schedules.tenant
+tenant = %(tenant)s
+
+-- name: list_schedules.after
+-- the page after the schedule (:after_name, :after_id)
+(name > %(after_name)s OR (name = %(after_name)s AND id > %(after_id)s))
+
+-- name: list_schedules.enabled
+enabled = %(enabled)s::integer
+
+-- name: list_schedules.types
+type IN (SELECT jsonb_array_elements_text(%(types)s::jsonb))
+
+-- name: update_schedule
+-- Replace what a user may change, if nobody changed the schedule since it was read.
+UPDATE schedules SET
+    params = %(params)s,
+    options = %(options)s,
+    recurrence = %(recurrence)s,
+    timezone = %(timezone)s,
+    enabled = %(enabled)s::integer,
+    overlap = %(overlap)s,
+    failure_threshold = %(failure_threshold)s,
+    schedule_threshold = %(schedule_threshold)s,
+    consecutive_failures = %(consecutive_failures)s,
+    remaining_runs = %(remaining_runs)s,
+    first_run = %(first_run)s,
+    next_run = %(next_run)s,
+    pending_run = %(pending_run)s,
+    disabled_reason = %(disabled_reason)s,
+    updated_at = %(now)s,
+    version = version + 1
+WHERE id = %(id)s AND version = %(version)s
+RETURNING *
+
+-- name: delete_schedule
+DELETE FROM schedules WHERE id = %(id)s RETURNING id
+
+-- name: due_schedules
+-- Up to :limit enabled schedules whose next run is due at :now, earliest first.
+SELECT * FROM schedules
+WHERE enabled = 1 AND next_run <= %(now)s
+ORDER BY next_run
+LIMIT %(limit)s
+
+-- name: next_schedule_run
+-- When the next enabled schedule falls due (None when none will).
+SELECT MIN(next_run) AS next_run FROM schedules WHERE enabled = 1
+
+-- name: ended_schedule_runs
+-- Up to :limit schedules whose last run ended (or is gone) and is not counted yet, with
+-- that run's state (NULL: gone).
+SELECT schedules.*, tasks.state AS last_task_state
+FROM schedules LEFT JOIN tasks ON tasks.id = schedules.last_task_id
+WHERE schedules.last_task_open = 1
+  AND (tasks.id IS NULL OR tasks.state IN ('succeeded', 'failed', 'canceled', 'timed_out'))
+LIMIT %(limit)s
+
+-- name: fire_schedule
+-- Record run :task_id of the schedule read at :version; insert_scheduled_task then
+-- inserts the task only if this took.
+UPDATE schedules SET
+    last_task_id = %(task_id)s,
+    last_task_open = 1,
+    last_run_at = %(now)s,
+    total_run_count = total_run_count + 1,
+    remaining_runs = %(remaining_runs)s,
+    next_run = %(next_run)s,
+    pending_run = NULL,
+    updated_at = %(now)s,
+    version = version + 1
+WHERE id = %(id)s AND version = %(version)s
+RETURNING *
+
+-- name: insert_scheduled_task
+-- A schedule's run: the task fire_schedule just recorded, and only then.
+INSERT INTO tasks (
+    id, upid, type, object_id, tenant, user_name, user_id, node, state, params, attempt,
+    max_attempts, timeout, retry_on_worker_loss, priority, idempotency_key,
+    request_fingerprint, request_id, group_id, parent_id, schedule_id, labels,
+    created_at, scheduled_at, updated_at, due_at, log_count, warnings
+)
+SELECT
+    %(id)s, %(upid)s, %(type)s, %(object_id)s::text, %(tenant)s, %(user_name)s,
+    %(user_id)s::integer, %(node)s, %(state)s, %(params)s, 0, %(max_attempts)s::integer,
+    %(timeout)s::double precision, %(retry_on_worker_loss)s::integer, %(priority)s::integer,
+    %(idempotency_key)s::text, %(request_fingerprint)s::text, %(request_id)s::text,
+    %(group_id)s::text, %(parent_id)s::text, %(schedule_id)s, %(labels)s::text,
+    %(created_at)s::double precision, %(scheduled_at)s::double precision,
+    %(created_at)s::double precision, %(due_at)s::double precision, %(log_count)s::integer,
+    %(warnings)s::integer
+WHERE EXISTS (SELECT 1 FROM schedules WHERE id = %(schedule_id)s AND last_task_id = %(id)s)
+RETURNING *
+
+-- name: append_scheduled_log_line
+-- Line :n of a run insert_scheduled_task just inserted (none if it did not).
+INSERT INTO task_logs (task_id, n, ts, level, text)
+SELECT %(task_id)s, %(n)s::integer, %(ts)s::double precision, %(level)s, %(text)s
+WHERE EXISTS (SELECT 1 FROM tasks WHERE id = %(task_id)s)
+
+-- name: hold_schedule_run
+-- A due run that does not start now: skipped (overlap skip) or held for the last run to
+-- end (overlap queue, :pending_run), and the schedule moved on to :next_run.
+UPDATE schedules SET
+    remaining_runs = %(remaining_runs)s,
+    next_run = %(next_run)s,
+    pending_run = %(pending_run)s,
+    updated_at = %(now)s,
+    version = version + 1
+WHERE id = %(id)s AND version = %(version)s
+RETURNING *
+
+-- name: count_schedule_run
+-- The last run's outcome, counted: failures in a row, and the schedule disabled when they
+-- reach its threshold.
+UPDATE schedules SET
+    last_task_open = 0,
+    consecutive_failures = %(consecutive_failures)s,
+    enabled = %(enabled)s::integer,
+    disabled_reason = %(disabled_reason)s,
+    updated_at = %(now)s,
+    version = version + 1
+WHERE id = %(id)s AND version = %(version)s
+RETURNING *
