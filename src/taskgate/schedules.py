@@ -171,15 +171,18 @@ class SchedulerPass:
 
 
 @lru_cache(maxsize=4096)
-def _recurrence(text: str, timezone: str, created_at: float) -> Recurrence:
-    return parse_recurrence(
-        text, timezone=timezone, created_at=datetime.fromtimestamp(created_at, UTC)
-    )
+def _recurrence(text: str, timezone: str, origin: float) -> Recurrence:
+    return parse_recurrence(text, timezone=timezone, created_at=_at(origin))
 
 
-def recurrence_of(schedule: Schedule) -> Recurrence:
-    assert schedule.created_at is not None
-    return _recurrence(schedule.recurrence, schedule.timezone, schedule.created_at.timestamp())
+def recurrence_of(schedule: Schedule, origin: float | None = None) -> Recurrence:
+    """The schedule's recurrence, parsed (and cached). An interval that names no start
+    starts at ``origin``: by default its first run, which is when it was set."""
+    if origin is None:
+        anchor = schedule.first_run or schedule.created_at
+        assert anchor is not None
+        origin = anchor.timestamp()
+    return _recurrence(schedule.recurrence, schedule.timezone, origin)
 
 
 def _remaining(recurrence: Recurrence, next_run: datetime | None) -> int | None:
@@ -356,7 +359,7 @@ class ScheduleService:
             now = self.tasks.clock()
             retimed = new.recurrence != old.recurrence or new.timezone != old.timezone
             if retimed:
-                new = self._timed(replace(new, created_at=old.created_at), now)
+                new = self._timed(new, now)
             if new.enabled and not old.enabled:
                 new = replace(new, consecutive_failures=0, disabled_reason=None, pending_run=None)
                 if not retimed:
@@ -624,7 +627,7 @@ class ScheduleService:
     def _timed(self, schedule: Schedule, now: float, *, keep_first: bool = False) -> Schedule:
         """``schedule`` with first_run, next_run and remaining_runs computed from now."""
         try:
-            recurrence = recurrence_of(schedule)
+            recurrence = recurrence_of(schedule, None if keep_first else now)
         except RecurrenceError as exc:
             raise InvalidParameters(
                 str(exc), errors=[{"field": "recurrence", "message": str(exc)}]

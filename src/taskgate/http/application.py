@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from importlib import resources
 
 from taskgate.auth.service import KeyService
-from taskgate.http import acknowledge, dialects, events, meta, submit, tasks
+from taskgate.http import acknowledge, dialects, events, meta, schedules, submit, tasks
 from taskgate.http.asgi import Receive, Scope, Send
 from taskgate.http.auth import NOBODY, Authenticator, KeyAuthenticator, anonymous, forbidden
 from taskgate.http.cache import RenderCache
@@ -47,6 +47,7 @@ def endpoints() -> list[Endpoint]:
         *tasks.api.items,
         *submit.api.items,
         *acknowledge.api.items,
+        *schedules.api.items,
         *events.api.items,
         *meta.operations_api.items,
         *meta.api.items,

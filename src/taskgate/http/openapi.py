@@ -27,6 +27,10 @@ TAGS = [
     {"name": "submit", "description": "Start tasks: 202 Accepted with the task."},
     {"name": "tasks", "description": "Follow, list, cancel, acknowledge and delete tasks."},
     {"name": "events", "description": "Task changes, live, as Server-Sent Events."},
+    {
+        "name": "schedules",
+        "description": "Named schedules: an operation run on an interval or a cron expression.",
+    },
     {"name": "operations", "description": "The registered operations and their parameters."},
     {"name": "service", "description": "Health, readiness, this document, the docs page."},
 ]

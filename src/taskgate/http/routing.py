@@ -178,6 +178,9 @@ class Endpoints:
     def post(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
         return self.route("POST", path, **options)
 
+    def patch(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
+        return self.route("PATCH", path, **options)
+
     def delete(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
         return self.route("DELETE", path, **options)
 

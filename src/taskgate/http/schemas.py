@@ -280,6 +280,87 @@ ACKNOWLEDGED: Schema = obj(
     " not count).",
 )
 
+SCHEDULE_FIELDS: dict[str, Schema] = {
+    "params": {**OBJECT, "description": "The operation's parameters for every run"},
+    "recurrence": {
+        **STRING,
+        "description": "An ISO 8601 repeating interval (R5/2026-01-01T00:00:00Z/PT1H, PT10M)"
+        " or a cron expression (5 fields or @hourly, @daily, ...)",
+    },
+    "timezone": {**STRING, "description": "IANA time zone a cron expression runs in"},
+    "enabled": {"type": "boolean"},
+    "overlap": {
+        "type": "string",
+        "enum": ["skip", "queue"],
+        "description": "A run due while the last one goes: skip it, or run it after",
+    },
+    "failure_threshold": nullable(
+        {**INTEGER, "minimum": 1, "description": "Disable after this many failures in a row"}
+    ),
+    "schedule_threshold": nullable(
+        {**NUMBER, "minimum": 0, "description": "Seconds late before a run logs that it is"}
+    ),
+    "options": {
+        "type": "object",
+        "description": "Task options for every run",
+        "properties": {
+            "object_id": STRING,
+            "priority": INTEGER,
+            "labels": LABELS,
+            "timeout": {**NUMBER, "exclusiveMinimum": 0},
+            "max_attempts": {**INTEGER, "minimum": 1},
+        },
+        "additionalProperties": False,
+    },
+}
+SCHEDULE: Schema = obj(
+    {
+        "id": UUID,
+        "name": STRING,
+        "tenant": STRING,
+        "user": {**STRING, "description": "Who created it; its runs are theirs"},
+        "type": {**STRING, "description": "The operation it runs"},
+        **SCHEDULE_FIELDS,
+        "consecutive_failures": {**INTEGER, "minimum": 0},
+        "total_run_count": {**INTEGER, "minimum": 0},
+        "remaining_runs": nullable({**INTEGER, "description": "Runs still to come; null: no end"}),
+        "first_run": nullable(TIME),
+        "next_run": nullable({**TIME, "description": "null: disabled, or no run left"}),
+        "last_run_at": nullable(TIME),
+        "last_task_id": nullable(UUID),
+        "pending_run": nullable({**TIME, "description": "A run waiting for the last to end"}),
+        "disabled_reason": nullable(STRING),
+        "created_at": TIME,
+        "updated_at": TIME,
+        "version": INTEGER,
+    },
+    description="A named schedule: an operation run with fixed parameters on a recurrence.",
+)
+NEW_SCHEDULE: Schema = {
+    "type": "object",
+    "description": "A schedule to create; name, type and recurrence are required.",
+    "properties": {
+        "name": {**STRING, "pattern": "^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"},
+        "type": {**STRING, "description": "The operation to run"},
+        **SCHEDULE_FIELDS,
+    },
+    "required": ["name", "type", "recurrence"],
+    "additionalProperties": False,
+}
+SCHEDULE_CHANGES: Schema = {
+    "type": "object",
+    "description": "The fields to change; the others stay.",
+    "properties": SCHEDULE_FIELDS,
+    "additionalProperties": False,
+}
+SCHEDULE_LIST: Schema = obj(
+    {
+        "items": {"type": "array", "items": ref("Schedule")},
+        "next_after": nullable({**STRING, "description": "Pass as ?after= for the next page"}),
+    },
+    description="A page of schedules, by name.",
+)
+
 COMPONENTS: dict[str, Schema] = {
     "TaskEvent": TASK_EVENT,
     "TaskEventStream": TASK_EVENT_STREAM,
@@ -287,6 +368,10 @@ COMPONENTS: dict[str, Schema] = {
     "AcknowledgeTasks": ACKNOWLEDGE_TASKS,
     "Acknowledged": ACKNOWLEDGED,
     "Task": TASK,
+    "Schedule": SCHEDULE,
+    "NewSchedule": NEW_SCHEDULE,
+    "ScheduleChanges": SCHEDULE_CHANGES,
+    "ScheduleList": SCHEDULE_LIST,
     "TaskError": TASK_ERROR,
     "TaskList": TASK_LIST,
     "LogLine": LOG_LINE,

@@ -30,6 +30,7 @@ from taskgate.http.schemas import (
     STRING,
     TASK_ID,
     TIME,
+    UUID,
     problem_reply,
 )
 from taskgate.model import Task, TaskFilter
@@ -213,6 +214,7 @@ async def get_task(request: Request) -> Response:
         ),
         Param("type", "query", STRING, "Only tasks of these operations", repeat=True),
         Param("object_id", "query", STRING, "Only tasks acting on this object"),
+        Param("schedule_id", "query", UUID, "Only the runs of this schedule"),
         Param("since", "query", TIME, "Created at or after this time (RFC 3339)"),
         Param("until", "query", TIME, "Created before this time (RFC 3339)"),
         Param(
@@ -261,6 +263,7 @@ async def list_tasks(request: Request) -> Response:
         states=inputs.parse_states("state", query.get("state", ())),
         types=tuple(inputs.split_values("type", query.get("type", ()))),
         object_id=request.query_one("object_id"),
+        schedule_id=request.query_one("schedule_id"),
         tenant=_list_tenant(request),
         created_since=None if since is None else inputs.param("since", inputs.to_time, since),
         created_until=None if until is None else inputs.param("until", inputs.to_time, until),
