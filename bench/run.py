@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import history, latency, postgres, reads, throughput, waiters
+from bench import history, latency, postgres, reads, schedules, throughput, waiters
 from bench.common import machine
 
 Target = tuple[str, str, Callable[[dict[str, float]], float], str, float]
@@ -67,6 +67,10 @@ TARGETS: dict[str, list[tuple[str, Callable[[dict[str, float]], float], str, flo
         ("filtered list page p99 (ms), HTTP", lambda r: r["http_list_p99_ms"], "<=", 20),
         ("bytes on disk per task", lambda r: r["bytes_per_task"], "info", 0),
     ],
+    "sched": [
+        ("10k schedules: scheduler CPU (% of a core)", lambda r: r["cpu_percent"], "<=", 5),
+        ("10k schedules: runs submitted per second", lambda r: r["runs_per_s"], "info", 0),
+    ],
 }
 
 WORKLOADS: dict[str, Callable[[Path], dict[str, float]]] = {
@@ -78,6 +82,7 @@ WORKLOADS: dict[str, Callable[[Path], dict[str, float]]] = {
     "w3": reads.run,
     "w4": waiters.run,
     "w5": history.run,
+    "sched": schedules.run,
 }
 
 

@@ -54,7 +54,7 @@ from taskgate.recurrence import (
     parse_recurrence,
 )
 from taskgate.service import Submission, TaskService
-from taskgate.storage.connector import CHANNEL_DUE, Row, Step
+from taskgate.storage.connector import CHANNEL_DUE, CHANNEL_SCHEDULES, Row, Step
 from taskgate.storage.rows import dumps, task_from_row
 
 log = logging.getLogger("taskgate.scheduler")
@@ -270,6 +270,7 @@ class ScheduleService:
                 "disabled_reason": None,
                 "now": now,
             },
+            notify=CHANNEL_SCHEDULES,
         )
         if not row:
             raise Conflict(f"tenant {tenant!r} already has a schedule named {name!r}")
@@ -670,6 +671,7 @@ class ScheduleService:
                 "disabled_reason": None if new.enabled else new.disabled_reason,
                 "now": now,
             },
+            notify=CHANNEL_SCHEDULES,
         )
         return schedule_from_row(rows[0]) if rows else None
 

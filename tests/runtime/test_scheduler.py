@@ -6,15 +6,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from taskgate.model import State, TaskFilter
 from taskgate.runtime.elector import Elector
+from taskgate.schedules import ScheduleService
 from taskgate.service import TaskService
 
 from . import handlers
-from .conftest import CountingConnector, make_settings, open_service, running, wait_for
+from .conftest import WAIT, CountingConnector, make_settings, open_service, running, wait_for
 
 REAP = "recover_lost_tasks"
 
@@ -112,3 +115,34 @@ async def test_a_duty_that_crashes_is_started_again(
             await job
     assert "a scheduler duty failed; starting it again" in caplog.text
     assert "a bug in a duty" in caplog.text
+
+
+async def test_the_scheduler_runs_schedules_on_time(service: TaskService, tmp_path: Path) -> None:
+    """A real worker: each run submitted when due and run; a failing schedule stops at
+    its failure threshold."""
+    settings = make_settings(tmp_path, schedule_interval=0.05)
+    schedules = ScheduleService(service)
+    every = await schedules.create("every", "noop", "R3/PT0.2S")
+    failing = await schedules.create("failing", "boom", "PT0.2S", failure_threshold=2)
+    async with running(service, settings) as worker:
+        await wait_for(lambda: worker.leading, "the worker to lead")
+        for _ in range(int(WAIT / 0.05)):
+            done = await schedules.get(every.id)
+            stopped = await schedules.get(failing.id)
+            if done.remaining_runs == 0 and not stopped.enabled:
+                break
+            await asyncio.sleep(0.05)
+    tasks = (await service.list(TaskFilter(schedule_id=every.id))).items
+    start = every.first_run
+    assert start is not None
+    assert sorted(t.scheduled_at for t in tasks) == [
+        start + timedelta(seconds=0.2 * k) for k in range(3)
+    ]
+    assert all(t.state is State.SUCCEEDED for t in tasks)
+    for task in tasks:  # started when due, not a poll interval later
+        assert task.started_at is not None and task.scheduled_at is not None
+        assert task.started_at >= task.scheduled_at
+    stopped = await schedules.get(failing.id)
+    assert not stopped.enabled and stopped.consecutive_failures == 2
+    failed = (await service.list(TaskFilter(schedule_id=failing.id))).items
+    assert [t.state for t in failed] == [State.FAILED, State.FAILED]

@@ -12,13 +12,14 @@
   second reaper for a moment (a stalled scheduler replaced) is harmless.
 - `schedules` submits the runs of named schedules as they fall due
   (`taskgate.schedules`), also only on the scheduler. It sleeps until the next run is
-  due, at most ``schedule_interval`` seconds, so it sees new and changed schedules and
-  ended runs within that.
+  due, at most ``schedule_interval`` seconds (so it sees ended runs within that), and
+  wakes as soon as a ``schedules`` notification says a schedule was created or changed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import Callable, Collection
@@ -27,6 +28,7 @@ from taskgate.errors import StorageError
 from taskgate.schedules import ScheduleService
 from taskgate.service import TaskService
 from taskgate.settings import Settings
+from taskgate.storage.connector import CHANNEL_SCHEDULES
 
 log = logging.getLogger("taskgate.worker")
 
@@ -89,17 +91,28 @@ async def reaper(service: TaskService, worker_id: str, interval: float) -> None:
 
 
 async def schedules(service: ScheduleService, worker_id: str, interval: float) -> None:
-    """Submit the runs of due schedules until cancelled; the first look is at once."""
+    """Submit the runs of due schedules until cancelled; the first look is at once, and
+    another as soon as a schedule is created or changed anywhere."""
     clock = service.tasks.clock
-    while True:
-        try:
-            done = await service.run_due()
-            next_run = await service.next_run()
-        except StorageError as exc:
-            log.warning("worker %s: running the schedules failed: %s", worker_id, exc)
-            next_run = None
-        else:
-            if done.fired:
-                log.debug("worker %s: %d scheduled runs submitted", worker_id, len(done.fired))
-        delay = interval if next_run is None else min(interval, max(0.0, next_run - clock()))
-        await asyncio.sleep(delay)
+    connector = service.connector
+    changed = asyncio.Event()
+
+    def on_notification(channel: str, payload: str) -> None:
+        if channel == CHANNEL_SCHEDULES:
+            changed.set()
+
+    connector.add_listener(on_notification)
+    try:
+        while True:
+            changed.clear()
+            try:
+                await service.run_due()
+                next_run = await service.next_run()
+            except StorageError as exc:
+                log.warning("worker %s: running the schedules failed: %s", worker_id, exc)
+                next_run = None
+            delay = interval if next_run is None else min(interval, max(0.0, next_run - clock()))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), delay)
+    finally:
+        connector.remove_listener(on_notification)

@@ -42,6 +42,8 @@ CHANNEL_CHANGED = "changed"
 """Tasks changed: payload is a comma-separated list of task ids."""
 CHANNEL_KEYS = "keys"
 """An API key was revoked: payload is its id. Every process drops its cached keys."""
+CHANNEL_SCHEDULES = "schedules"
+"""A schedule was created or changed: the scheduler looks at the schedules again."""
 
 
 class Connector(Protocol):

@@ -46,6 +46,7 @@ from taskgate.storage.connector import (
     CHANNEL_CHANGED,
     CHANNEL_DUE,
     CHANNEL_KEYS,
+    CHANNEL_SCHEDULES,
     Listener,
     Params,
     Row,
@@ -59,7 +60,7 @@ from taskgate.storage.queries import Statements
 log = logging.getLogger(__name__)
 
 CHANNEL_PREFIX = "taskgate_"
-CHANNELS = (CHANNEL_DUE, CHANNEL_CHANGED, CHANNEL_KEYS)
+CHANNELS = (CHANNEL_DUE, CHANNEL_CHANGED, CHANNEL_KEYS, CHANNEL_SCHEDULES)
 MIGRATION_LOCK = 0x7461736B67617465  # "taskgate": the advisory lock migrations hold
 RECONNECT_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0)
 """Seconds between tries to re-establish the LISTEN connection."""
