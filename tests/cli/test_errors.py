@@ -104,3 +104,30 @@ def test_config_file_supplies_url_and_key(
     missing = tg("tasks", "ls", "--client-config", str(tmp_path / "nope.toml"), env=env)
     assert missing.exit_code == 2
     assert "does not exist" in missing.stderr
+
+
+def test_a_422_names_each_field_once() -> None:
+    def invalid(detail: str, *errors: tuple[str, str]) -> Callable[[httpx.Request], httpx.Response]:
+        def handler(request: httpx.Request) -> httpx.Response:
+            body = {
+                "type": "about:blank",
+                "title": "Invalid parameters",
+                "status": 422,
+                "detail": detail,
+                "errors": [{"field": f, "message": m} for f, m in errors],
+            }
+            return httpx.Response(422, json=body, headers={"content-type": PROBLEM})
+
+        return handler
+
+    for handler, line in [
+        (invalid("bad cron", ("recurrence", "bad cron")), "recurrence: bad cron"),
+        (
+            invalid("for echo: steps (too small)", ("steps", "too small")),
+            "for echo: steps (too small)",
+        ),
+        (invalid("invalid", ("a", "x"), ("b", "y")), "invalid (a: x; b: y)"),
+    ]:
+        result = invoke_with(handler, "schedules", "create", "n", "echo", "@daily")
+        assert result.exit_code == 2, result.output
+        assert result.stderr == f"taskgate: error: {line}\n"

@@ -1,4 +1,4 @@
-"""The SDK's records: every field of the task JSON, read tolerantly."""
+"""The SDK's records: every field of the task (and schedule) JSON, read tolerantly."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from taskgate.client import (
     LogPage,
     Operation,
     Page,
+    Schedule,
+    SchedulePage,
     State,
     Task,
     TaskEvent,
@@ -172,6 +174,73 @@ def test_operation() -> None:
     )
     assert op.name == "add" and op.max_attempts == 3 and op.parameters == {"type": "object"}
     assert op.timeout is None and op.retry_on_worker_loss is False
+
+
+SCHEDULE: dict[str, Any] = {
+    "id": "01a20766-f93b-701c-9069-1f52aa0e4659",
+    "name": "nightly",
+    "tenant": "acme",
+    "user": "alice",
+    "type": "vzdump",
+    "params": {"vmid": 100},
+    "options": {"priority": 7, "labels": {"team": "ops"}},
+    "recurrence": "0 3 * * *",
+    "timezone": "Europe/Paris",
+    "enabled": True,
+    "overlap": "queue",
+    "failure_threshold": 3,
+    "schedule_threshold": 60,
+    "consecutive_failures": 1,
+    "total_run_count": 4,
+    "remaining_runs": None,
+    "first_run": "2025-01-31T02:00:00Z",
+    "next_run": "2025-02-04T02:00:00Z",
+    "last_run_at": "2025-02-03T02:00:00.250000Z",
+    "last_task_id": "01a20766-f93d-74a8-b5d5-f359feddb598",
+    "pending_run": None,
+    "disabled_reason": None,
+    "created_at": "2025-01-30T12:00:00Z",
+    "updated_at": "2025-02-03T02:00:01+00:00",
+    "version": 9,
+}
+
+
+def test_every_field_of_the_schedule_json() -> None:
+    schedule = Schedule.from_json(SCHEDULE)
+    assert (schedule.id, schedule.name, schedule.type) == (
+        SCHEDULE["id"],
+        "nightly",
+        "vzdump",
+    )
+    assert schedule.params == {"vmid": 100} and schedule.options["priority"] == 7
+    assert schedule.enabled and schedule.overlap == "queue"
+    assert schedule.failure_threshold == 3 and schedule.schedule_threshold == 60.0
+    assert isinstance(schedule.schedule_threshold, float)
+    assert (schedule.consecutive_failures, schedule.total_run_count) == (1, 4)
+    assert schedule.next_run == datetime(2025, 2, 4, 2, tzinfo=UTC)
+    assert schedule.last_run_at == datetime(2025, 2, 3, 2, 0, 0, 250000, tzinfo=UTC)
+    assert schedule.updated_at is not None and schedule.updated_at.tzinfo is not None
+    assert schedule.remaining_runs is None and schedule.version == 9
+    assert set(SCHEDULE) <= set(Schedule.__dataclass_fields__)
+
+
+def test_a_minimal_schedule_takes_defaults_and_needs_its_essentials() -> None:
+    schedule = Schedule.from_json({"id": "s", "name": "n", "type": "noop", "new": 1})
+    assert schedule.enabled and schedule.timezone == "UTC" and schedule.overlap == "skip"
+    assert schedule.params == {} and schedule.next_run is None
+    paused = Schedule.from_json({**SCHEDULE, "enabled": False, "next_run": "soon"})
+    assert not paused.enabled and paused.next_run is None
+    for doc in ({"name": "n", "type": "t"}, {"id": "s", "type": "t"}, {"id": "s", "name": "n"}):
+        with pytest.raises(InvalidResponse):
+            Schedule.from_json(doc)
+
+
+def test_schedule_page() -> None:
+    page = SchedulePage.from_json({"items": [SCHEDULE], "next_after": SCHEDULE["id"]})
+    assert [s.name for s in page.items] == ["nightly"] and page.next_after == SCHEDULE["id"]
+    assert SchedulePage.from_json({"items": [], "next_after": None}).next_after is None
+    with pytest.raises(InvalidResponse):
+        SchedulePage.from_json({"schedules": []})
 
 
 def test_records_are_frozen() -> None:

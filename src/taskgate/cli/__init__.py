@@ -1,12 +1,13 @@
-"""The ``taskgate`` command: ``serve``, ``worker``, ``migrate``, ``version``.
+"""The ``taskgate`` command: ``serve``, ``worker``, ``migrate``, ``keys``, ``version``.
 
 Errors a person can fix (a bad flag, a bad setting, an app that does not import) print
 one line on stderr and exit with status 2; other taskgate errors exit with status 1.
 Settings come from flags, ``TASKGATE_*`` variables and a TOML file
 (`taskgate.settings`); every command that takes settings accepts ``--config``.
 
-``submit`` and ``tasks ...`` are clients of a running server, through the SDK only
-(`taskgate.cli.client_commands`); their exit statuses are listed in `taskgate.cli.remote`.
+``submit``, ``tasks ...`` and ``schedules ...`` are clients of a running server, through
+the SDK only (`taskgate.cli.client_commands`, `taskgate.cli.schedule_commands`); their
+exit statuses are listed in `taskgate.cli.remote`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import taskgate
 from taskgate.cli.client_commands import submit, tasks
 from taskgate.cli.keys import keys
 from taskgate.cli.migrate import migrate
+from taskgate.cli.schedule_commands import schedules
 from taskgate.cli.serve import serve
 from taskgate.cli.worker import worker
 from taskgate.errors import ConfigurationError, TaskgateError
@@ -52,6 +54,7 @@ cli.add_command(migrate)
 cli.add_command(keys)
 cli.add_command(submit)
 cli.add_command(tasks)
+cli.add_command(schedules)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -1,4 +1,5 @@
-"""The commands for people at a terminal: ``taskgate submit`` and ``taskgate tasks ...``.
+"""The commands for people at a terminal: ``taskgate submit`` and ``taskgate tasks ...``
+(``taskgate schedules ...`` is in `taskgate.cli.schedule_commands`).
 
 They use the SDK (`taskgate.client`) and nothing of the server's. Output is a rich
 table, panel or progress bar on a terminal, plain text when piped, and JSON only with
@@ -40,7 +41,7 @@ VERBOSE = click.option(
 )
 
 
-def _ended(
+def follow_to_end(
     client: Client, task: Task, *, timeout: float | None, as_json: bool, verbose: bool
 ) -> int:
     """Follow ``task`` to its end, show how it ended; the exit status for it."""
@@ -154,20 +155,28 @@ def submit(
             max_attempts=max_attempts,
         )
         if wait:
-            return _ended(client, task, timeout=wait_timeout, as_json=as_json, verbose=verbose)
-        if as_json:
-            render.json_line(task)
-            return EXIT_OK
-        out = render.console()
-        if not out.is_terminal:
-            out.print(task.id, markup=False, highlight=False)
-            return EXIT_OK
-        out.print(Text(task.id, style="bold"))
-        summary = Text.assemble(task.type, " ", render.state_text(task.state))
-        if task.object_id:
-            summary.append(f" (object {task.object_id})")
-        out.print(summary.append(f"; follow it: taskgate tasks wait {task.id}", style="dim"))
+            return follow_to_end(
+                client, task, timeout=wait_timeout, as_json=as_json, verbose=verbose
+            )
+        print_submitted(task, as_json=as_json)
     return EXIT_OK
+
+
+def print_submitted(task: Task, *, as_json: bool) -> None:
+    """A new task: its id alone when piped (``ID=$(taskgate submit ...)``), with what it
+    is and how to follow it on a terminal."""
+    if as_json:
+        render.json_line(task)
+        return
+    out = render.console()
+    if not out.is_terminal:
+        out.print(task.id, markup=False, highlight=False)
+        return
+    out.print(Text(task.id, style="bold"))
+    summary = Text.assemble(task.type, " ", render.state_text(task.state))
+    if task.object_id:
+        summary.append(f" (object {task.object_id})")
+    out.print(summary.append(f"; follow it: taskgate tasks wait {task.id}", style="dim"))
 
 
 # -- tasks --------------------------------------------------------------------------------
@@ -178,7 +187,7 @@ def tasks() -> None:
     """List, show, follow, cancel and acknowledge tasks."""
 
 
-def _split(values: Iterable[str]) -> list[str]:
+def split_values(values: Iterable[str]) -> list[str]:
     """Repeated and comma-separated values, as one list."""
     return [v.strip() for value in values for v in value.split(",") if v.strip()]
 
@@ -221,9 +230,9 @@ def ls(
     """List tasks, newest first: a table, or one JSON object per line with --json."""
     filters: dict[str, Any] = {}
     if states:
-        filters["state"] = _split(states)
+        filters["state"] = split_values(states)
     if types:
-        filters["type"] = _split(types)
+        filters["type"] = split_values(types)
     if object_id is not None:
         filters["object_id"] = object_id
     if labels:
@@ -233,21 +242,29 @@ def ls(
     if tenant is not None:
         filters["tenant"] = tenant
     with session(**connection) as client:
-        if everything:
-            found = client.list(page_size=MAX_PAGE, **filters)
-        else:
-            found = client.list(limit=limit + 1, page_size=min(limit + 1, MAX_PAGE), **filters)
-        if as_json:
-            for task in itertools.islice(found, None if everything else limit):
-                render.json_line(task)
-            return EXIT_OK
-        rows = list(found)
-        more = not everything and len(rows) > limit
-        out = render.console()
-        if not rows:
-            out.print("no tasks", style="dim")
-            return EXIT_OK
-        out.print(render.task_table(rows[:limit] if more else rows))
+        return print_tasks(client, filters, limit=None if everything else limit, as_json=as_json)
+
+
+def print_tasks(
+    client: Client, filters: dict[str, Any], *, limit: int | None, as_json: bool
+) -> int:
+    """The tasks ``filters`` select, newest first: a table (the newest ``limit``, and a
+    note on stderr when there are more), or JSON lines."""
+    if limit is None:
+        found = client.list(page_size=MAX_PAGE, **filters)
+    else:
+        found = client.list(limit=limit + 1, page_size=min(limit + 1, MAX_PAGE), **filters)
+    if as_json:
+        for task in itertools.islice(found, limit):
+            render.json_line(task)
+        return EXIT_OK
+    rows = list(found)
+    more = limit is not None and len(rows) > limit
+    out = render.console()
+    if not rows:
+        out.print("no tasks", style="dim")
+        return EXIT_OK
+    out.print(render.task_table(rows[:limit] if more else rows))
     if more:
         render.console(stderr=True).print(
             f"(the newest {limit} shown; --limit N or --all for more)", style="dim"
@@ -310,7 +327,7 @@ def wait_command(
     """
     with session(**connection) as client:
         task = client.get(task_id)
-        return _ended(client, task, timeout=timeout, as_json=as_json, verbose=verbose)
+        return follow_to_end(client, task, timeout=timeout, as_json=as_json, verbose=verbose)
 
 
 @tasks.command()

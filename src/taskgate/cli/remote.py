@@ -1,16 +1,16 @@
 """What every client command shares: its flags, its SDK client, its exit statuses.
 
-The client commands (``submit``, ``tasks ...``) talk to a server through the SDK
-(`taskgate.client.Client`) only. `session` opens the client and turns every error the
-SDK raises into one line on stderr and an exit status, so that no traceback reaches a
-person at a terminal:
+The client commands (``submit``, ``tasks ...``, ``schedules ...``) talk to a server
+through the SDK (`taskgate.client.Client`) only. `session` opens the client and turns
+every error the SDK raises into one line on stderr and an exit status, so that no
+traceback reaches a person at a terminal:
 
 ====  ==========================================================================
 0     done; for a waited task: it succeeded
 1     the task failed; or another error (the server failed, the task's state
       forbids the action)
 2     usage error: a bad flag or value, or what it names does not exist (404),
-      or the server refused the parameters (400, 422)
+      or the server refused the parameters (400, 422: each field named)
 3     the task was canceled
 4     the task timed out (its own timeout)
 5     the wait timed out (``--timeout``) before the task ended
@@ -165,6 +165,12 @@ def report(exc: TaskgateClientError, connection: Connection) -> NoReturn:
         fail(f"the API key may not do this: {exc.detail or exc.title}", EXIT_UNREACHABLE)
     if isinstance(exc, UnprocessableEntity):
         fields = "; ".join(f"{e.field}: {e.message}" if e.field else e.message for e in exc.errors)
+        if len(exc.errors) == 1 and exc.errors[0].message == exc.detail:
+            fail(fields, EXIT_USAGE)  # the detail is the field's message: say it once
+        if exc.detail and all(
+            e.field in exc.detail and e.message in exc.detail for e in exc.errors
+        ):
+            fields = ""  # the detail says it all already
         fail(f"{exc.detail or exc.title}" + (f" ({fields})" if fields else ""), EXIT_USAGE)
     if isinstance(exc, NotFound | BadRequest):
         fail(exc.detail or exc.message, EXIT_USAGE)

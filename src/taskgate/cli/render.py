@@ -1,4 +1,5 @@
-"""How the client commands show tasks: rich tables and panels for people, JSON for scripts.
+"""How the client commands show tasks and schedules: rich tables and panels for people,
+JSON for scripts.
 
 Every renderer takes the SDK's typed records (`taskgate.client`), never the server's.
 With ``--json`` a command writes only `json_line` output on stdout: one JSON object per
@@ -21,7 +22,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from taskgate.client import ErrorInfo, LogLine, Task
+from taskgate.client import ErrorInfo, LogLine, Schedule, Task
 
 STATE_STYLES = {
     "queued": "cyan",
@@ -265,3 +266,100 @@ def log_text(line: LogLine, *, timestamps: bool) -> Text:
     if timestamps and line.ts is not None:
         return Text.assemble((when(line.ts), "dim"), " ", text)
     return text
+
+
+# -- schedules --------------------------------------------------------------------------
+
+
+def recurrence_text(schedule: Schedule) -> Text:
+    """``0 3 * * * (Europe/Paris)``: the recurrence and the zone a cron expression runs in."""
+    return Text.assemble(schedule.recurrence, (f" ({schedule.timezone})", "dim"))
+
+
+def enabled_text(schedule: Schedule) -> Text:
+    return Text("yes", style="green") if schedule.enabled else Text("no", style="yellow")
+
+
+def failures_text(schedule: Schedule) -> Text:
+    """Failed runs in a row, out of the threshold that disables the schedule (if any)."""
+    count = str(schedule.consecutive_failures)
+    if schedule.failure_threshold is not None:
+        count += f"/{schedule.failure_threshold}"
+    return Text(count, style="red" if schedule.consecutive_failures else "")
+
+
+def schedule_table(schedules: Iterable[Schedule]) -> Table:
+    """One row per schedule: name, operation, recurrence (and zone), enabled, next and
+    last run, runs so far, failures in a row."""
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    table.add_column("NAME", no_wrap=True)
+    table.add_column("OPERATION", no_wrap=True)
+    table.add_column("RECURRENCE", overflow="ellipsis", no_wrap=True)
+    table.add_column("ENABLED", no_wrap=True)
+    table.add_column("NEXT RUN", no_wrap=True)
+    table.add_column("LAST RUN", no_wrap=True)
+    table.add_column("RUNS", justify="right", no_wrap=True)
+    table.add_column("FAILURES", justify="right", no_wrap=True)
+    for schedule in schedules:
+        table.add_row(
+            schedule.name,
+            schedule.type,
+            recurrence_text(schedule),
+            enabled_text(schedule),
+            when(schedule.next_run) or "-",
+            when(schedule.last_run_at) or "-",
+            str(schedule.total_run_count),
+            failures_text(schedule),
+        )
+    return table
+
+
+SCHEDULE_FIELDS = (
+    "id",
+    "name",
+    "type",
+    "params",
+    "options",
+    "recurrence",
+    "timezone",
+    "overlap",
+    "failure_threshold",
+    "schedule_threshold",
+    "consecutive_failures",
+    "total_run_count",
+    "remaining_runs",
+    "first_run",
+    "next_run",
+    "last_run_at",
+    "last_task_id",
+    "pending_run",
+    "disabled_reason",
+    "tenant",
+    "user",
+    "created_at",
+    "updated_at",
+    "version",
+)
+
+
+def schedule_details(schedule: Schedule) -> RenderableType:
+    """Every field of the schedule."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column()
+    grid.add_row("enabled", enabled_text(schedule))
+    for name in SCHEDULE_FIELDS:
+        grid.add_row(name, _value(getattr(schedule, name, None)))
+    return grid
+
+
+def schedule_line(schedule: Schedule, done: str) -> Text:
+    """``schedule nightly created; next run 2026-01-02 03:00:00``."""
+    line = Text.assemble("schedule ", (schedule.name, "bold"), f" {done}")
+    if schedule.enabled:
+        line.append(
+            f"; next run {when(schedule.next_run)}" if schedule.next_run else "; no run left"
+        )
+    elif schedule.disabled_reason and schedule.disabled_reason != "paused":
+        line.append(f"; disabled: {schedule.disabled_reason}", style="yellow")
+    return line

@@ -10,18 +10,27 @@
         except TaskFailed as exc:
             print(exc.error_type, exc.error_message, exc.traceback)
 
+Schedules run an operation on a recurrence (ISO 8601 or cron), each run a task:
+
+        nightly = client.create_schedule(
+            "nightly", "vzdump", "0 3 * * *", {"vmid": 100}, timezone="Europe/Paris"
+        )
+        client.run_schedule(nightly)                  # a run now, besides the recurrence
+        for run in client.list(schedule_id=nightly):  # its runs, newest first
+            print(run.id, run.state)
+
 `AsyncClient` has the same methods for asyncio. Both take ``transport=`` (an httpx
 transport: ``httpx.MockTransport``, ``httpx.ASGITransport``, ...) instead of the network.
 
 The SDK knows only the HTTP API: it imports nothing of the server, and its records
-(`Task`, `LogLine`, `TaskEvent`, `Operation`, `Page`) ignore fields they do not know, so
-it works against newer servers. Its exceptions form one tree under
+(`Task`, `LogLine`, `TaskEvent`, `Operation`, `Page`, `Schedule`, `SchedulePage`) ignore
+fields they do not know, so it works against newer servers. Its exceptions form one tree under
 `TaskgateClientError` (drawn in `taskgate.client.errors`).
 
 Module layout (as httpx's): ``_base`` builds requests and reads answers for both
-clients; ``_client`` and ``_async_client`` only send them; ``_retry`` decides when a
-request goes again; ``_streams`` and ``_sse`` read Server-Sent Events; ``_models``
-holds the records; ``errors`` the exceptions.
+clients (``_schedules`` those of ``/v1/schedules``); ``_client`` and ``_async_client``
+only send them; ``_retry`` decides when a request goes again; ``_streams`` and ``_sse``
+read Server-Sent Events; ``_models`` holds the records; ``errors`` the exceptions.
 """
 
 from __future__ import annotations
@@ -40,11 +49,14 @@ from taskgate.client._models import (
     LogPage,
     Operation,
     Page,
+    Schedule,
+    SchedulePage,
     State,
     Task,
     TaskEvent,
 )
 from taskgate.client._retry import Retry
+from taskgate.client._schedules import RunOptions, ScheduleChanges, ScheduleRef
 from taskgate.client._sse import ServerSentEvent, SSEParser
 from taskgate.client.errors import (
     APIError,
@@ -97,7 +109,12 @@ __all__ = [
     "Problem",
     "RequestTimeout",
     "Retry",
+    "RunOptions",
     "SSEParser",
+    "Schedule",
+    "ScheduleChanges",
+    "SchedulePage",
+    "ScheduleRef",
     "ServerError",
     "ServerSentEvent",
     "ServiceUnavailable",

@@ -9,11 +9,11 @@ import builtins
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, Generic, Self, TypeVar
+from typing import Any, Generic, Self, TypeVar, Unpack
 
 import httpx
 
-from taskgate.client import _base, _retry
+from taskgate.client import _base, _retry, _schedules
 from taskgate.client._base import (
     DEFAULT_TIMEOUT,
     LIST_PAGE,
@@ -22,10 +22,21 @@ from taskgate.client._base import (
     Call,
     LongPoll,
     Pager,
+    Paging,
     TaskRef,
 )
-from taskgate.client._models import LogLine, LogPage, Operation, Page, Task, TaskEvent
+from taskgate.client._models import (
+    LogLine,
+    LogPage,
+    Operation,
+    Page,
+    Schedule,
+    SchedulePage,
+    Task,
+    TaskEvent,
+)
 from taskgate.client._retry import Retry
+from taskgate.client._schedules import RunOptions, ScheduleChanges, SchedulePager, ScheduleRef
 from taskgate.client._streams import EventFollow, Follow, LogFollow
 from taskgate.client.errors import InvalidResponse, WaitTimeout
 
@@ -159,6 +170,9 @@ class AsyncClient:
     async def _task(self, call: Call) -> Task:
         return _base.task_of(await self._send(call))
 
+    async def _schedule(self, call: Call) -> Schedule:
+        return _schedules.schedule_of(await self._send(call))
+
     # -- submitting --------------------------------------------------------------------
 
     async def submit(
@@ -243,6 +257,7 @@ class AsyncClient:
         labels: Mapping[str, str] | None = None,
         acknowledged: bool | None = None,
         tenant: str | None = None,
+        schedule_id: str | Schedule | None = None,
         limit: int | None = None,
         page_size: int = LIST_PAGE,
     ) -> AsyncGenerator[Task, None]:
@@ -257,19 +272,20 @@ class AsyncClient:
             labels=labels,
             acknowledged=acknowledged,
             tenant=tenant,
+            schedule_id=schedule_id,
         )
         if limit is not None:
             page_size = max(1, min(page_size, limit))
         return self._pages(Pager(filters, page_size), limit)
 
-    async def _pages(self, pager: Pager, limit: int | None) -> AsyncGenerator[Task, None]:
+    async def _pages(self, pager: Paging[T], limit: int | None) -> AsyncGenerator[T, None]:
         count = 0
         while (call := pager.next_call()) is not None:
-            for task in pager.feed(await self._send(call)):
+            for item in pager.feed(await self._send(call)):
                 if limit is not None and count >= limit:
                     return
                 count += 1
-                yield task
+                yield item
 
     async def list_page(
         self,
@@ -284,6 +300,7 @@ class AsyncClient:
         labels: Mapping[str, str] | None = None,
         acknowledged: bool | None = None,
         tenant: str | None = None,
+        schedule_id: str | Schedule | None = None,
     ) -> Page:
         """One page of the task list; see `Client.list_page`."""
         filters = _base.list_filters(
@@ -295,6 +312,7 @@ class AsyncClient:
             labels=labels,
             acknowledged=acknowledged,
             tenant=tenant,
+            schedule_id=schedule_id,
         )
         return Page.from_json(await self._json(_base.list_call(filters, cursor, page_size)))
 
@@ -398,6 +416,91 @@ class AsyncClient:
     async def delete(self, task: TaskRef) -> None:
         """Delete an ended task and its log; see `Client.delete`."""
         _base.check(await self._send(Call("DELETE", _base.task_path(task))))
+
+    # -- schedules ---------------------------------------------------------------------
+
+    async def create_schedule(
+        self,
+        name: str,
+        type: str,
+        recurrence: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        timezone: str | None = None,
+        enabled: bool | None = None,
+        overlap: str | None = None,
+        failure_threshold: int | None = None,
+        schedule_threshold: float | timedelta | None = None,
+        options: RunOptions | Mapping[str, Any] | None = None,
+    ) -> Schedule:
+        """Create a schedule; see `Client.create_schedule`."""
+        call = _schedules.create_schedule_call(
+            name,
+            type,
+            recurrence,
+            params,
+            timezone=timezone,
+            enabled=enabled,
+            overlap=overlap,
+            failure_threshold=failure_threshold,
+            schedule_threshold=schedule_threshold,
+            options=options,
+        )
+        return await self._schedule(call)
+
+    async def get_schedule(self, schedule: ScheduleRef) -> Schedule:
+        """The schedule now (by id or name); see `Client.get_schedule`."""
+        return await self._schedule(Call("GET", _schedules.schedule_path(schedule)))
+
+    def list_schedules(
+        self,
+        *,
+        type: str | Iterable[str] | None = None,
+        enabled: bool | None = None,
+        limit: int | None = None,
+        page_size: int = LIST_PAGE,
+    ) -> AsyncGenerator[Schedule, None]:
+        """Every schedule that matches, by name, a page at a time (``async for``); see
+        `Client.list_schedules`."""
+        filters = _schedules.schedule_filters(type=type, enabled=enabled)
+        if limit is not None:
+            page_size = max(1, min(page_size, limit))
+        return self._pages(SchedulePager(filters, page_size), limit)
+
+    async def list_schedules_page(
+        self,
+        *,
+        after: str | None = None,
+        page_size: int = LIST_PAGE,
+        type: str | Iterable[str] | None = None,
+        enabled: bool | None = None,
+    ) -> SchedulePage:
+        """One page of the schedule list; see `Client.list_schedules_page`."""
+        filters = _schedules.schedule_filters(type=type, enabled=enabled)
+        call = _schedules.schedule_list_call(filters, after, page_size)
+        return SchedulePage.from_json(await self._json(call))
+
+    async def update_schedule(
+        self, schedule: ScheduleRef, **changes: Unpack[ScheduleChanges]
+    ) -> Schedule:
+        """Change some of the schedule's fields; see `Client.update_schedule`."""
+        return await self._schedule(_schedules.update_schedule_call(schedule, changes))
+
+    async def pause_schedule(self, schedule: ScheduleRef) -> Schedule:
+        """Disable the schedule; see `Client.pause_schedule`."""
+        return await self._schedule(Call("POST", _schedules.schedule_path(schedule, "/pause")))
+
+    async def resume_schedule(self, schedule: ScheduleRef) -> Schedule:
+        """Enable the schedule again; see `Client.resume_schedule`."""
+        return await self._schedule(Call("POST", _schedules.schedule_path(schedule, "/resume")))
+
+    async def run_schedule(self, schedule: ScheduleRef) -> Task:
+        """Submit a run now; its task. See `Client.run_schedule`."""
+        return await self._task(Call("POST", _schedules.schedule_path(schedule, "/run")))
+
+    async def delete_schedule(self, schedule: ScheduleRef) -> None:
+        """Delete the schedule (its tasks stay); see `Client.delete_schedule`."""
+        _base.check(await self._send(Call("DELETE", _schedules.schedule_path(schedule))))
 
     # -- waiting -----------------------------------------------------------------------
 

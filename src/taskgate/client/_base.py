@@ -4,8 +4,9 @@ Everything here is I/O-free. An API call is described by a `Call` (method, path,
 body, headers, and whether it may be sent again); the clients turn it into an httpx
 request, send it (retrying per `Retry`, ``_retry.py``), and hand the response back to a
 reader here. The loops that need several requests (``wait``'s long polls, ``list``'s
-pages; a stream's reconnections are in ``_streams.py``) keep their state in small
-classes here, so that the sync and async clients differ only in how they wait for I/O.
+pages; a stream's reconnections are in ``_streams.py``, the schedule list's pages in
+``_schedules.py``) keep their state in small classes here, so that the sync and async
+clients differ only in how they wait for I/O.
 """
 
 from __future__ import annotations
@@ -19,13 +20,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from importlib import metadata
-from typing import Any
+from typing import Any, Protocol, TypeVar
 from urllib.parse import quote
 
 import httpx
 import orjson
 
-from taskgate.client._models import Page, Task
+from taskgate.client._models import Page, Schedule, Task
 from taskgate.client._retry import parse_retry_after
 from taskgate.client.errors import (
     APIError,
@@ -52,7 +53,7 @@ server sends a keep-alive comment every 15 s)."""
 LOG_PAGE = 1000
 """Lines per request when ``log(limit=None)`` reads a whole log."""
 LIST_PAGE = 100
-"""Tasks per request when ``list`` iterates."""
+"""Tasks (schedules) per request when ``list`` (``list_schedules``) iterates."""
 MAX_KEY = 255
 
 REPLAYABLE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
@@ -194,13 +195,17 @@ def dumps(value: Any) -> bytes:
         raise TypeError(f"cannot send as JSON: {exc}") from None
 
 
-def _seconds(name: str, value: float | timedelta) -> str:
+def seconds_value(name: str, value: float | timedelta) -> float:
     seconds = value.total_seconds() if isinstance(value, timedelta) else value
     if isinstance(seconds, bool) or not isinstance(seconds, int | float):
         raise TypeError(f"{name} must be a number of seconds or a timedelta")
     if not math.isfinite(seconds):
         raise ValueError(f"{name} must be finite")
-    return repr(float(seconds))
+    return float(seconds)
+
+
+def _seconds(name: str, value: float | timedelta) -> str:
+    return repr(seconds_value(name, value))
 
 
 def _time(name: str, value: datetime | str) -> str:
@@ -274,7 +279,7 @@ def submit_call(
     )
 
 
-def _many(name: str, value: str | Iterable[str] | None) -> list[tuple[str, str]]:
+def repeated_param(name: str, value: str | Iterable[str] | None) -> list[tuple[str, str]]:
     if value is None:
         return []
     if isinstance(value, str):
@@ -292,11 +297,17 @@ def list_filters(
     labels: Mapping[str, str] | None = None,
     acknowledged: bool | None = None,
     tenant: str | None = None,
+    schedule_id: str | Schedule | None = None,
 ) -> list[tuple[str, str]]:
     """The query of ``GET /v1/tasks`` for these filters (None: not filtered)."""
-    query = [*_many("state", state), *_many("type", type)]
+    query = [*repeated_param("state", state), *repeated_param("type", type)]
     if object_id is not None:
         query.append(("object_id", str(object_id)))
+    if schedule_id is not None:
+        schedule = schedule_id.id if isinstance(schedule_id, Schedule) else schedule_id
+        if not isinstance(schedule, str) or not schedule.strip():
+            raise ValueError(f"schedule_id must be a schedule's id, not {schedule_id!r}")
+        query.append(("schedule_id", schedule.strip()))
     if since is not None:
         query.append(("since", _time("since", since)))
     if until is not None:
@@ -523,6 +534,18 @@ class LongPoll:
         self.chunk = float(maximum)
         self._shrunk = True
         return True
+
+
+T = TypeVar("T")
+
+
+class Paging(Protocol[T]):
+    """A list read a page at a time: send `next_call` (until it is None), `feed` each
+    answer; the clients' ``_pages`` do that for tasks and schedules alike."""
+
+    def next_call(self) -> Call | None: ...
+
+    def feed(self, response: httpx.Response) -> list[T]: ...
 
 
 class Pager:

@@ -8,11 +8,11 @@ import time
 from collections.abc import Generator, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, Generic, Self, TypeVar
+from typing import Any, Generic, Self, TypeVar, Unpack
 
 import httpx
 
-from taskgate.client import _base, _retry
+from taskgate.client import _base, _retry, _schedules
 from taskgate.client._base import (
     DEFAULT_TIMEOUT,
     LIST_PAGE,
@@ -21,10 +21,21 @@ from taskgate.client._base import (
     Call,
     LongPoll,
     Pager,
+    Paging,
     TaskRef,
 )
-from taskgate.client._models import LogLine, LogPage, Operation, Page, Task, TaskEvent
+from taskgate.client._models import (
+    LogLine,
+    LogPage,
+    Operation,
+    Page,
+    Schedule,
+    SchedulePage,
+    Task,
+    TaskEvent,
+)
 from taskgate.client._retry import Retry
+from taskgate.client._schedules import RunOptions, ScheduleChanges, SchedulePager, ScheduleRef
 from taskgate.client._streams import EventFollow, Follow, LogFollow
 from taskgate.client.errors import InvalidResponse, WaitTimeout
 
@@ -165,6 +176,9 @@ class Client:
     def _task(self, call: Call) -> Task:
         return _base.task_of(self._send(call))
 
+    def _schedule(self, call: Call) -> Schedule:
+        return _schedules.schedule_of(self._send(call))
+
     # -- submitting --------------------------------------------------------------------
 
     def submit(
@@ -261,13 +275,14 @@ class Client:
         labels: Mapping[str, str] | None = None,
         acknowledged: bool | None = None,
         tenant: str | None = None,
+        schedule_id: str | Schedule | None = None,
         limit: int | None = None,
         page_size: int = LIST_PAGE,
     ) -> Generator[Task, None, None]:
         """Every task that matches, newest first, fetched a page at a time as the
         iteration goes (at most ``limit`` tasks when given). ``state`` and ``type``
         take one value or several; ``labels`` must all match; ``tenant`` is for admin
-        keys."""
+        keys; ``schedule_id`` (a schedule's id, or the `Schedule`) keeps its runs."""
         filters = _base.list_filters(
             state=state,
             type=type,
@@ -277,20 +292,21 @@ class Client:
             labels=labels,
             acknowledged=acknowledged,
             tenant=tenant,
+            schedule_id=schedule_id,
         )
         if limit is not None:
             page_size = max(1, min(page_size, limit))
         pager = Pager(filters, page_size)
         return self._pages(pager, limit)
 
-    def _pages(self, pager: Pager, limit: int | None) -> Generator[Task, None, None]:
+    def _pages(self, pager: Paging[T], limit: int | None) -> Generator[T, None, None]:
         count = 0
         while (call := pager.next_call()) is not None:
-            for task in pager.feed(self._send(call)):
+            for item in pager.feed(self._send(call)):
                 if limit is not None and count >= limit:
                     return
                 count += 1
-                yield task
+                yield item
 
     def list_page(
         self,
@@ -305,6 +321,7 @@ class Client:
         labels: Mapping[str, str] | None = None,
         acknowledged: bool | None = None,
         tenant: str | None = None,
+        schedule_id: str | Schedule | None = None,
     ) -> Page:
         """One page of the task list (`list` iterates them all); pass the page's
         ``next_cursor`` as ``cursor`` for the next."""
@@ -317,6 +334,7 @@ class Client:
             labels=labels,
             acknowledged=acknowledged,
             tenant=tenant,
+            schedule_id=schedule_id,
         )
         return Page.from_json(self._json(_base.list_call(filters, cursor, page_size)))
 
@@ -423,6 +441,117 @@ class Client:
     def delete(self, task: TaskRef) -> None:
         """Delete an ended task and its log. `Conflict` if it is still going."""
         _base.check(self._send(Call("DELETE", _base.task_path(task))))
+
+    # -- schedules ---------------------------------------------------------------------
+
+    def create_schedule(
+        self,
+        name: str,
+        type: str,
+        recurrence: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        timezone: str | None = None,
+        enabled: bool | None = None,
+        overlap: str | None = None,
+        failure_threshold: int | None = None,
+        schedule_threshold: float | timedelta | None = None,
+        options: RunOptions | Mapping[str, Any] | None = None,
+    ) -> Schedule:
+        """Create schedule ``name`` (unique in your tenant) that runs operation ``type``
+        with ``params`` on ``recurrence``: an ISO 8601 repeating interval
+        (``"R5/2026-01-01T00:00:00Z/PT1H"``, ``"PT10M"``) or a cron expression
+        (``"0 3 * * *"``, ``"@daily"``) evaluated in ``timezone`` (default UTC).
+
+        ``overlap`` is ``"skip"`` (the default: a run due while the last one goes is
+        skipped) or ``"queue"`` (it runs after). ``failure_threshold`` disables the
+        schedule after that many failed runs in a row; a run more than
+        ``schedule_threshold`` seconds late notes it in its log. ``options`` are the
+        task options of every run (`RunOptions`: object_id, priority, labels, timeout,
+        max_attempts). ``enabled=False`` creates it paused.
+
+        `Conflict` if the name is taken, `NotFound` for an unknown operation,
+        `UnprocessableEntity` naming each bad field (a recurrence that does not parse).
+        """
+        call = _schedules.create_schedule_call(
+            name,
+            type,
+            recurrence,
+            params,
+            timezone=timezone,
+            enabled=enabled,
+            overlap=overlap,
+            failure_threshold=failure_threshold,
+            schedule_threshold=schedule_threshold,
+            options=options,
+        )
+        return self._schedule(call)
+
+    def get_schedule(self, schedule: ScheduleRef) -> Schedule:
+        """The schedule (by id, or by name in your tenant) now, with its counters and
+        next run. `NotFound` if there is none."""
+        return self._schedule(Call("GET", _schedules.schedule_path(schedule)))
+
+    def list_schedules(
+        self,
+        *,
+        type: str | Iterable[str] | None = None,
+        enabled: bool | None = None,
+        limit: int | None = None,
+        page_size: int = LIST_PAGE,
+    ) -> Generator[Schedule, None, None]:
+        """Every schedule that matches, by name, fetched a page at a time as the
+        iteration goes (at most ``limit`` when given). ``type`` takes one operation or
+        several; ``enabled`` keeps the enabled (or the disabled) ones."""
+        filters = _schedules.schedule_filters(type=type, enabled=enabled)
+        if limit is not None:
+            page_size = max(1, min(page_size, limit))
+        return self._pages(SchedulePager(filters, page_size), limit)
+
+    def list_schedules_page(
+        self,
+        *,
+        after: str | None = None,
+        page_size: int = LIST_PAGE,
+        type: str | Iterable[str] | None = None,
+        enabled: bool | None = None,
+    ) -> SchedulePage:
+        """One page of the schedule list (`list_schedules` iterates them all); pass the
+        page's ``next_after`` as ``after`` for the next."""
+        filters = _schedules.schedule_filters(type=type, enabled=enabled)
+        call = _schedules.schedule_list_call(filters, after, page_size)
+        return SchedulePage.from_json(self._json(call))
+
+    def update_schedule(
+        self, schedule: ScheduleRef, **changes: Unpack[ScheduleChanges]
+    ) -> Schedule:
+        """Change some of the schedule's fields (`ScheduleChanges`); the others stay.
+        ``update_schedule("nightly", recurrence="0 4 * * *", failure_threshold=None)``.
+
+        ``params`` and ``options`` replace the old ones whole. A new recurrence or time
+        zone (or enabling it) computes the next run from now. `UnprocessableEntity`
+        naming each bad field."""
+        return self._schedule(_schedules.update_schedule_call(schedule, changes))
+
+    def pause_schedule(self, schedule: ScheduleRef) -> Schedule:
+        """Disable the schedule: no run starts until `resume_schedule` (a running one
+        goes on)."""
+        return self._schedule(Call("POST", _schedules.schedule_path(schedule, "/pause")))
+
+    def resume_schedule(self, schedule: ScheduleRef) -> Schedule:
+        """Enable the schedule again: its next run is the first one after now (runs
+        missed while paused are not made up), and past failures are forgotten."""
+        return self._schedule(Call("POST", _schedules.schedule_path(schedule, "/resume")))
+
+    def run_schedule(self, schedule: ScheduleRef) -> Task:
+        """Submit a run of the schedule now, besides its recurrence; the run's task
+        (`wait` for it like any other). `Conflict` while its last run has not ended: a
+        schedule never runs twice at once."""
+        return self._task(Call("POST", _schedules.schedule_path(schedule, "/run")))
+
+    def delete_schedule(self, schedule: ScheduleRef) -> None:
+        """Delete the schedule; its tasks, ended or running, stay."""
+        _base.check(self._send(Call("DELETE", _schedules.schedule_path(schedule))))
 
     # -- waiting -----------------------------------------------------------------------
 

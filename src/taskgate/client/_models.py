@@ -1,10 +1,11 @@
-"""The SDK's own records of what the API answers: tasks, log lines, events, operations.
+"""The SDK's own records of what the API answers: tasks, log lines, events, operations,
+schedules.
 
 Frozen dataclasses parsed tolerantly from the JSON of the native API v1: a field the SDK
 does not know is ignored and a field a server does not send takes its default, so an
 SDK works against older and newer servers alike. Only what the SDK cannot do without
-(a task's ``id``, ``type`` and ``state``) is required; a document without it is an
-`InvalidResponse`.
+(a task's ``id``, ``type`` and ``state``; a schedule's ``id``, ``name`` and ``type``) is
+required; a document without it is an `InvalidResponse`.
 
 These classes are the SDK's, not the server's (``taskgate.model``): the client knows
 only the HTTP API.
@@ -373,4 +374,101 @@ class Operation:
             retry_on_worker_loss=doc.get("retry_on_worker_loss") is True,
             isolation=_str(doc, "isolation"),
             priority=_int(doc, "priority"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """A named schedule (``GET /v1/schedules/{id}``): operation ``type`` run with
+    ``params`` on ``recurrence``, each run a task. Times are aware datetimes.
+
+    ``recurrence`` is an ISO 8601 repeating interval (``R5/2026-01-01T00:00:00Z/PT1H``,
+    ``PT10M``) or a cron expression evaluated in ``timezone``. ``overlap`` says what
+    becomes of a run due while the last one goes: ``skip`` or ``queue``.
+    """
+
+    id: str
+    name: str
+    type: str
+    """The operation each run is a task of."""
+    recurrence: str = ""
+    timezone: str = "UTC"
+    tenant: str | None = None
+    user: str | None = None
+    """Who created it; its runs are theirs."""
+    params: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+    """Task options of every run: object_id, priority, labels, timeout, max_attempts."""
+    enabled: bool = True
+    overlap: str = "skip"
+    failure_threshold: int | None = None
+    """Disabled after this many failed runs in a row (None: never)."""
+    schedule_threshold: float | None = None
+    """Seconds late after which a run notes in its log that it is."""
+    consecutive_failures: int = 0
+    total_run_count: int = 0
+    remaining_runs: int | None = None
+    """Runs still to come (None: no end)."""
+    first_run: datetime | None = None
+    next_run: datetime | None = None
+    """None when disabled, or when no run is left."""
+    last_run_at: datetime | None = None
+    last_task_id: str | None = None
+    pending_run: datetime | None = None
+    """A run waiting for the last one to end (``overlap="queue"``)."""
+    disabled_reason: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    version: int = 0
+
+    @classmethod
+    def from_json(cls, data: object) -> Schedule:
+        doc = _object(data, "a schedule")
+        return cls(
+            id=_required_str(doc, "id", "a schedule"),
+            name=_required_str(doc, "name", "a schedule"),
+            type=_required_str(doc, "type", "a schedule"),
+            recurrence=_str(doc, "recurrence") or "",
+            timezone=_str(doc, "timezone") or "UTC",
+            tenant=_str(doc, "tenant"),
+            user=_str(doc, "user"),
+            params=_dict(doc, "params"),
+            options=_dict(doc, "options"),
+            enabled=doc.get("enabled") is not False,
+            overlap=_str(doc, "overlap") or "skip",
+            failure_threshold=_opt_int(doc, "failure_threshold"),
+            schedule_threshold=_float(doc, "schedule_threshold"),
+            consecutive_failures=_int(doc, "consecutive_failures"),
+            total_run_count=_int(doc, "total_run_count"),
+            remaining_runs=_opt_int(doc, "remaining_runs"),
+            first_run=_time(doc, "first_run"),
+            next_run=_time(doc, "next_run"),
+            last_run_at=_time(doc, "last_run_at"),
+            last_task_id=_str(doc, "last_task_id"),
+            pending_run=_time(doc, "pending_run"),
+            disabled_reason=_str(doc, "disabled_reason"),
+            created_at=_time(doc, "created_at"),
+            updated_at=_time(doc, "updated_at"),
+            version=_int(doc, "version"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulePage:
+    """One page of the schedule list, by name; ``next_after`` (give it as ``after``) is
+    None on the last."""
+
+    items: list[Schedule]
+    next_after: str | None
+
+    @classmethod
+    def from_json(cls, data: object) -> SchedulePage:
+        doc = _object(data, "a schedule list")
+        items = doc.get("items")
+        if not isinstance(items, list):
+            raise InvalidResponse(f"a schedule list without 'items': {_preview(doc)}")
+        after = doc.get("next_after")
+        return cls(
+            items=[Schedule.from_json(item) for item in items],
+            next_after=after if isinstance(after, str) and after else None,
         )

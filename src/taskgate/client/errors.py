@@ -9,8 +9,9 @@
     │   ├── BadRequest              400  malformed request (bad query value, header, id)
     │   ├── Unauthorized            401  missing, malformed, unknown, revoked or expired key
     │   ├── Forbidden               403  the key's role does not allow this
-    │   ├── NotFound                404  no such task or operation (or another tenant's)
-    │   ├── Conflict                409  the task's state forbids this (cancel an ended task)
+    │   ├── NotFound                404  no such task, operation or schedule (or another tenant's)
+    │   ├── Conflict                409  the state forbids this (cancel an ended task, run a
+    │   │                                schedule whose last run goes on, a name taken)
     │   ├── PayloadTooLarge         413  the body is over the server's limit
     │   ├── UnsupportedMediaType    415  the body is not JSON
     │   ├── UnprocessableEntity     422  invalid parameters or options; ``errors`` per field
@@ -159,13 +160,13 @@ class Forbidden(APIError):
 
 
 class NotFound(APIError):
-    """No such task or operation."""
+    """No such task, operation or schedule."""
 
     status = 404
 
 
 class Conflict(APIError):
-    """The task's state does not allow this."""
+    """The task's (or schedule's) state does not allow this."""
 
     status = 409
 
