@@ -449,9 +449,8 @@ class ScheduleService:
         counted = await self._count(schedule, state, now)
         if counted is None or not counted.enabled or counted.pending_run is None:
             return counted or schedule, None
-        return counted, await self._fire(
-            counted, counted.pending_run.timestamp(), now, advance=False
-        )
+        nominal = counted.pending_run.timestamp()
+        return counted, await self._fire_or_disable(counted, nominal, now, advance=False)
 
     async def _due(self, schedule: Schedule, now: float) -> Task | str | None:
         assert schedule.next_run is not None
@@ -465,8 +464,14 @@ class ScheduleService:
                 schedule = counted
             else:
                 return await self._hold(schedule, nominal, now)
+        return await self._fire_or_disable(schedule, nominal, now, advance=True)
+
+    async def _fire_or_disable(
+        self, schedule: Schedule, nominal: float, now: float, *, advance: bool
+    ) -> Task | None:
+        """`_fire`; a run that cannot be submitted any more disables the schedule."""
         try:
-            return await self._fire(schedule, nominal, now, advance=True)
+            return await self._fire(schedule, nominal, now, advance=advance)
         except (InvalidRequest, NotFound) as exc:  # the operation is gone, or changed
             await self._disable(schedule, f"cannot submit a run: {exc.message}", now)
             log.error("schedule %s (%s) disabled: %s", schedule.id, schedule.name, exc.message)

@@ -260,6 +260,22 @@ async def test_a_schedule_whose_operation_is_gone_is_disabled(
     assert after.disabled_reason == "cannot submit a run: no operation named 'noop'"
 
 
+async def test_a_held_run_whose_operation_is_gone_disables_the_schedule(
+    service: TaskService, schedules: ScheduleService, clock: Clock
+) -> None:
+    schedule = await schedules.create("held", "noop", "2026-01-01T00:00:00Z/PT1M", overlap="queue")
+    await schedules.run_due()
+    [first] = await service.claim(WORKER, 10, LEASE)
+    clock.now += 60
+    assert (await schedules.run_due()).held == 1
+    await service.finish(first, State.SUCCEEDED)
+    upgraded = ScheduleService(TaskService(service.connector, App(), clock=clock))
+    assert (await upgraded.run_due()).fired == []  # no error: the schedule is disabled
+    after = await schedules.get(schedule.id)
+    assert not after.enabled and after.disabled_reason is not None
+    assert "no operation named 'noop'" in after.disabled_reason
+
+
 # -- the users' side ----------------------------------------------------------------
 
 
