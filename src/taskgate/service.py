@@ -6,6 +6,7 @@ Domain rules live here and in `taskgate.model`; the connector runs named stateme
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import hashlib
 import time
@@ -34,6 +35,7 @@ from taskgate.ids import (
     uuid7_floor,
 )
 from taskgate.model import (
+    TERMINAL,
     LogLine,
     LogPage,
     Page,
@@ -51,6 +53,9 @@ MAX_ACK_IDS = 1000
 """Most task ids one `TaskService.acknowledge_many` call takes."""
 ACK_BATCH = 1000
 """Tasks acknowledged per transaction when acknowledging by filter."""
+PURGE_BATCH = 500
+"""Tasks deleted per transaction by `TaskService.purge`: each a short write, so the API
+and the workers wait on a purge for a few milliseconds at most."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,6 +347,56 @@ class TaskService(WorkerSide):
         )
         if not results[0]:
             raise Conflict(f"task {task.id} is {task.state}; only an ended task can be deleted")
+
+    async def purge(
+        self,
+        *,
+        tenant: str | None = None,
+        states: Iterable[State] = (),
+        types: Iterable[str] = (),
+        finished_before: datetime | None = None,
+    ) -> int:
+        """Delete the ended tasks (and their logs) in ``states`` and of ``types`` (empty:
+        any ended one) that finished before ``finished_before``; return how many. Tasks
+        still going are never touched. Goes in batches of `PURGE_BATCH`, each its own
+        short transaction, yielding between them."""
+        wanted = sorted({s.value for s in states})
+        unended = [s for s in wanted if State(s) not in TERMINAL]
+        if unended:
+            raise InvalidRequest(
+                f"only ended tasks can be purged, not {', '.join(unended)}"
+                f" (ended states: {', '.join(sorted(s.value for s in TERMINAL))})"
+            )
+        params: dict[str, Any] = {"limit": PURGE_BATCH, "after_id": ""}
+        fragments: builtins.list[str] = []
+        if tenant is not None:
+            params["tenant"] = tenant
+            fragments.append("tenant")
+        if wanted:
+            params["states"] = dumps(wanted)
+            fragments.append("states")
+        wanted_types = sorted(set(types))
+        if wanted_types:
+            params["types"] = dumps(wanted_types)
+            fragments.append("types")
+        if finished_before is not None:
+            if finished_before.tzinfo is None:
+                raise InvalidRequest("finished_before needs a time zone (e.g. a trailing Z)")
+            params["finished_before"] = finished_before.timestamp()
+            fragments.append("finished_before")
+        total = 0
+        while True:
+            rows = await self.connector.fetch_all("purgeable_tasks", params, tuple(fragments))
+            ids = dumps([r["id"] for r in rows])
+            if rows:
+                deleted, _ = await self.connector.execute_batch(
+                    [Step("purge_tasks", {"ids": ids}), Step("purge_task_logs", {"ids": ids})]
+                )
+                total += len(deleted)
+            if len(rows) < PURGE_BATCH:
+                return total
+            params["after_id"] = rows[-1]["id"]
+            await asyncio.sleep(0)  # let other requests in between batches
 
     async def wait(
         self,

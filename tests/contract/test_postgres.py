@@ -26,7 +26,7 @@ NUMBERS = {
     "max_attempts", "timeout", "priority", "retry_on_worker_loss", "after_ts",
     "acknowledged", "user_id", "expires_at", "stale_before", "enabled", "version",
     "failure_threshold", "schedule_threshold", "consecutive_failures", "remaining_runs",
-    "first_run", "next_run", "pending_run", "log_count", "n",
+    "first_run", "next_run", "pending_run", "log_count", "n", "finished_before",
 }  # fmt: skip
 JSON = {"states": '["queued"]', "types": '["noop"]', "labels": '{"a": "b"}', "ids": '["x"]'}
 

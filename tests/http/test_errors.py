@@ -127,7 +127,7 @@ async def test_unknown_routes_are_404(client: httpx.AsyncClient) -> None:
 @pytest.mark.parametrize(
     ("method", "path", "allow"),
     [
-        ("PUT", "/v1/tasks", "GET, HEAD, POST"),
+        ("PUT", "/v1/tasks", "DELETE, GET, HEAD, POST"),
         ("DELETE", "/healthz", "GET, HEAD"),
         ("PATCH", "/v1/tasks/01900000-0000-7000-8000-000000000000", "DELETE, GET, HEAD"),
         ("GET", "/v1/tasks/01900000-0000-7000-8000-000000000000/cancel", "POST"),

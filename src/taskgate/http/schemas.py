@@ -367,6 +367,7 @@ COMPONENTS: dict[str, Schema] = {
     "LogEventStream": LOG_EVENT_STREAM,
     "AcknowledgeTasks": ACKNOWLEDGE_TASKS,
     "Acknowledged": ACKNOWLEDGED,
+    "Purged": obj({"purged": {**INTEGER, "minimum": 0}}, description="Tasks deleted."),
     "Task": TASK,
     "Schedule": SCHEDULE,
     "NewSchedule": NEW_SCHEDULE,

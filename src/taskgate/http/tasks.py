@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
-from taskgate.errors import PermissionDenied, TaskNotFound
+from taskgate.errors import InvalidRequest, PermissionDenied, TaskNotFound
 from taskgate.http import inputs
 from taskgate.http.asgi import Headers
 from taskgate.http.cache import Rendered
@@ -399,3 +399,53 @@ async def delete_task(request: Request) -> Response:
     """Delete a task that has ended, and its log. A task still going is a 409."""
     await request.service.delete(request.path_params["id"], tenant=request.principal.scope)
     return empty_response(204)
+
+
+@api.delete(
+    "/v1/tasks",
+    name="purgeTasks",
+    summary="Purge ended tasks",
+    params=(
+        Param(
+            "state",
+            "query",
+            STRING,
+            "Only tasks that ended in these states (repeat, or separate with commas)",
+            repeat=True,
+        ),
+        Param("type", "query", STRING, "Only tasks of these operations", repeat=True),
+        Param("finished_before", "query", TIME, "Only tasks that ended before this time"),
+        Param("tenant", "query", STRING, "Only this tenant's tasks (default: every tenant)"),
+    ),
+    role="admin",
+    responses={
+        200: Reply("How many tasks were deleted", "Purged"),
+        400: BAD_REQUEST,
+        403: problem_reply("Not an admin key"),
+    },
+)
+async def purge_tasks(request: Request) -> Response:
+    """Delete, with their logs, the ended tasks the filters select; tasks still waiting
+    or running are never touched. At least one of ``state`` and ``finished_before`` is
+    required (every ended task: ``finished_before=`` now). It goes in short batches, so
+    the API and the workers go on meanwhile."""
+    query = request.query
+    finished = request.query_one("finished_before")
+    states = inputs.parse_states("state", query.get("state", ()))
+    if not states and finished is None:
+        raise HTTPProblem(
+            400,
+            "give state= or finished_before= (to purge every ended task, finished_before="
+            "now); a purge without a filter is refused",
+            slug=slug_of(InvalidRequest),
+            title=InvalidRequest.title,
+        )
+    count = await request.service.purge(
+        tenant=request.query_one("tenant"),
+        states=states,
+        types=tuple(inputs.split_values("type", query.get("type", ()))),
+        finished_before=None
+        if finished is None
+        else inputs.param("finished_before", inputs.to_time, finished),
+    )
+    return json_response({"purged": count})

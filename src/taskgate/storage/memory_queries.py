@@ -590,6 +590,57 @@ def delete_task_log(db: MemoryConnector, p: Bound) -> list[Row]:
     return []
 
 
+def _purgeable_tasks(db: MemoryConnector, p: Bound, fragments: tuple[str, ...]) -> list[Row]:
+    after, limit = p["after_id"], sql_limit(p["limit"])
+    tests = [PURGE_FRAGMENTS[name](p) for name in fragments]
+    start = bisect.bisect_right(db.sorted_ids, after) if isinstance(after, str) else 0
+    rows: list[Row] = []
+    for task_id in db.sorted_ids[start:]:  # ORDER BY id
+        if limit is not None and len(rows) >= limit:
+            break
+        row = db.tasks[task_id]
+        if row["state"] in ENDED and sql_lt(after, task_id) and all(t(row) for t in tests):
+            rows.append({"id": task_id})
+    return rows
+
+
+def purgeable_tasks(db: MemoryConnector, p: Bound) -> list[Row]:
+    return _purgeable_tasks(db, p, ())
+
+
+def _finished_before(p: Bound) -> Callable[[Row], bool]:
+    before = p["finished_before"]
+    return lambda row: sql_lt(row["finished_at"], before)
+
+
+PURGE_FRAGMENTS: dict[str, Fragment] = {
+    "tenant": _tenant,
+    "states": _states,
+    "types": _types,
+    "finished_before": _finished_before,
+}
+
+
+def purge_tasks(db: MemoryConnector, p: Bound) -> list[Row]:
+    ids = [v for _, v in json_each(p["ids"]) if isinstance(v, str)]
+    gone = []
+    for task_id in dict.fromkeys(ids):
+        old = db.tasks.get(task_id)
+        if old is not None and old["state"] in ENDED:
+            db.write("tasks", task_id, None)
+            gone.append({"id": task_id})
+    return gone
+
+
+def purge_task_logs(db: MemoryConnector, p: Bound) -> list[Row]:
+    for _, task_id in json_each(p["ids"]):
+        if task_id in db.tasks:  # AND NOT EXISTS (SELECT 1 FROM tasks ...)
+            continue
+        for n in list(db.logs.get(task_id, {})):
+            db.write("task_logs", (task_id, n), None)
+    return []
+
+
 # -- API keys ----------------------------------------------------------------------
 
 KEY_VALUES = (
@@ -694,6 +745,9 @@ QUERIES: dict[str, Statement] = {
         append_log_line,
         delete_task,
         delete_task_log,
+        purgeable_tasks,
+        purge_tasks,
+        purge_task_logs,
         insert_key,
         insert_first_key,
         get_key,
@@ -713,6 +767,7 @@ FRAGMENTS: dict[str, dict[str, Fragment]] = {
     "acknowledge_listed": ACKNOWLEDGE_FRAGMENTS,
     "list_keys": KEY_FRAGMENTS,
     "list_schedules": SCHEDULE_FRAGMENTS,
+    "purgeable_tasks": PURGE_FRAGMENTS,
 }
 """The optional ``WHERE`` fragments of the composed queries."""
 COMPOSED: dict[str, Callable[[MemoryConnector, Bound, tuple[str, ...]], list[Row]]] = {
@@ -722,6 +777,7 @@ COMPOSED: dict[str, Callable[[MemoryConnector, Bound, tuple[str, ...]], list[Row
     "acknowledge_listed": _acknowledge_listed,
     "list_keys": _list_keys,
     "list_schedules": _list_schedules,
+    "purgeable_tasks": _purgeable_tasks,
 }
 
 READS = frozenset(
@@ -740,6 +796,7 @@ READS = frozenset(
         "get_key",
         "list_keys",
         "get_secret",
+        "purgeable_tasks",
         *SCHEDULE_READS,
     }
 )

@@ -355,6 +355,39 @@ RETURNING id
 DELETE FROM task_logs
 WHERE task_id = %(id)s AND NOT EXISTS (SELECT 1 FROM tasks WHERE id = %(id)s)
 
+-- name: purgeable_tasks
+-- Up to :limit ended tasks in id order after :after_id that the chosen fragments select.
+SELECT id FROM tasks
+WHERE state IN ('succeeded', 'failed', 'canceled', 'timed_out') AND id > %(after_id)s
+  AND /*where*/
+ORDER BY id
+LIMIT %(limit)s
+
+-- name: purgeable_tasks.tenant
+tenant = %(tenant)s
+
+-- name: purgeable_tasks.states
+state IN (SELECT jsonb_array_elements_text(%(states)s::jsonb))
+
+-- name: purgeable_tasks.types
+type IN (SELECT jsonb_array_elements_text(%(types)s::jsonb))
+
+-- name: purgeable_tasks.finished_before
+finished_at < %(finished_before)s
+
+-- name: purge_tasks
+-- Delete the tasks :ids (a JSON array) that have ended; their ids.
+DELETE FROM tasks
+WHERE id IN (SELECT jsonb_array_elements_text(%(ids)s::jsonb))
+  AND state IN ('succeeded', 'failed', 'canceled', 'timed_out')
+RETURNING id
+
+-- name: purge_task_logs
+-- The logs of the tasks :ids that purge_tasks deleted just before, in the same transaction.
+DELETE FROM task_logs
+WHERE task_id IN (SELECT jsonb_array_elements_text(%(ids)s::jsonb))
+  AND NOT EXISTS (SELECT 1 FROM tasks WHERE tasks.id = task_logs.task_id)
+
 -- name: insert_key
 -- A new API key (its secret only as a salted hash).
 INSERT INTO api_keys (

@@ -348,6 +348,39 @@ RETURNING id
 -- The log of a task deleted just before, in the same transaction.
 DELETE FROM task_logs WHERE task_id = :id AND NOT EXISTS (SELECT 1 FROM tasks WHERE id = :id)
 
+-- name: purgeable_tasks
+-- Up to :limit ended tasks in id order after :after_id that the chosen fragments select.
+SELECT id FROM tasks
+WHERE state IN ('succeeded', 'failed', 'canceled', 'timed_out') AND id > :after_id
+  AND /*where*/
+ORDER BY id
+LIMIT :limit
+
+-- name: purgeable_tasks.tenant
+tenant = :tenant
+
+-- name: purgeable_tasks.states
+state IN (SELECT value FROM json_each(:states))
+
+-- name: purgeable_tasks.types
+type IN (SELECT value FROM json_each(:types))
+
+-- name: purgeable_tasks.finished_before
+finished_at < :finished_before
+
+-- name: purge_tasks
+-- Delete the tasks :ids (a JSON array) that have ended; their ids.
+DELETE FROM tasks
+WHERE id IN (SELECT value FROM json_each(:ids))
+  AND state IN ('succeeded', 'failed', 'canceled', 'timed_out')
+RETURNING id
+
+-- name: purge_task_logs
+-- The logs of the tasks :ids that purge_tasks deleted just before, in the same transaction.
+DELETE FROM task_logs
+WHERE task_id IN (SELECT value FROM json_each(:ids))
+  AND NOT EXISTS (SELECT 1 FROM tasks WHERE tasks.id = task_logs.task_id)
+
 -- name: insert_key
 -- A new API key (its secret only as a salted hash).
 INSERT INTO api_keys (
