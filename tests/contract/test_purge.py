@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import pytest
@@ -74,3 +75,34 @@ async def test_purge_goes_in_batches(service: TaskService, monkeypatch: pytest.M
         with pytest.raises(TaskNotFound):
             await service.get(task_id)
     assert (await service.get(keep.id)).state is State.QUEUED
+
+
+async def test_purging_while_tasks_come_and_go_loses_no_active_task(
+    service: TaskService, peer: TaskService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Purges interleave with submits, claims and endings from another process."""
+    monkeypatch.setattr(service_module, "PURGE_BATCH", 7)
+    submitted: list[str] = []
+    done = asyncio.Event()
+
+    async def load() -> None:
+        for _ in range(30):
+            tasks = await peer.submit_many([("noop", {})] * 10)
+            submitted.extend(t.id for t in tasks)
+            for task in (await peer.claim(WORKER, 8, LEASE))[:6]:
+                await peer.finish(task, State.SUCCEEDED)
+        done.set()
+
+    job = asyncio.create_task(load())
+    purged = 0
+    while not done.is_set():
+        purged += await service.purge(states=[State.SUCCEEDED])
+        await asyncio.sleep(0)
+    await job
+    purged += await service.purge(states=[State.SUCCEEDED])
+    left = (await service.list(TaskFilter(), limit=500)).items
+    assert len(submitted) == 300
+    assert purged + len(left) == 300
+    assert {t.id for t in left} <= set(submitted)
+    assert all(t.state in (State.QUEUED, State.RUNNING) for t in left)
+    assert sum(t.state is State.RUNNING for t in left) == 30 * 2  # claimed, not ended
