@@ -75,11 +75,12 @@ def tg(inproc: InProcessServer) -> Invoke:
     assert inproc.transport is not None
     overrides = ClientOverrides(transport=inproc.transport)
 
-    def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
+    def invoke(*args: str, env: dict[str, str] | None = None, input: str | None = None) -> Result:
         runner = CliRunner()
         return runner.invoke(
             cli,
             list(args),
+            input=input,
             obj=overrides,
             env={"TASKGATE_URL": BASE, "TASKGATE_API_KEY": inproc.keys["write"], **(env or {})},
             catch_exceptions=False,

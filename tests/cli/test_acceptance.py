@@ -253,3 +253,21 @@ def test_ctrl_c_stops_the_waiting_not_the_task(env: dict[str, str], taskgate: Ta
     task = task_of(taskgate("tasks", "show", found.group(1), "--json"))
     assert task["state"] == "running"
     assert taskgate("tasks", "cancel", task["id"]).returncode == 0
+
+
+def test_purge_asks_at_a_terminal(env: dict[str, str]) -> None:
+    """On a real terminal, purge asks first (no answer is no); nothing here is old enough
+    to go, so the server shared with other tests keeps its tasks."""
+    args = ["tasks", "purge", "--finished-before", "2000-01-01T00:00:00Z"]
+    declined = Terminal(args, env)
+    declined.read_until(r"in every tenant, with their logs, on .*\? \[y/N\]")
+    declined.type(b"\n")
+    code, raw = declined.finish()
+    assert code == 1, raw
+    assert "taskgate: nothing purged" in screen(raw)
+    accepted = Terminal(args, env)
+    accepted.read_until(r"\[y/N\]")
+    accepted.type(b"y\n")
+    code, raw = accepted.finish()
+    assert code == 0, raw
+    assert screen(raw)[-1] == "purged 0 tasks"

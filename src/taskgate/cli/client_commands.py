@@ -9,14 +9,21 @@ table, panel or progress bar on a terminal, plain text when piped, and JSON only
 from __future__ import annotations
 
 import itertools
+import sys
 from collections.abc import Iterable
+from datetime import datetime, timedelta
 from typing import Any
 
 import click
 from rich.text import Text
 
 from taskgate.cli import render
-from taskgate.cli.arguments import duration_callback, parse_labels, parse_params
+from taskgate.cli.arguments import (
+    duration_callback,
+    parse_duration,
+    parse_labels,
+    parse_params,
+)
 from taskgate.cli.remote import (
     EXIT_FAILED,
     EXIT_HELP,
@@ -28,7 +35,7 @@ from taskgate.cli.remote import (
     session,
 )
 from taskgate.cli.watch import display_for, follow
-from taskgate.client import Client, Task, WaitTimeout
+from taskgate.client import Client, State, Task, WaitTimeout
 
 DEFAULT_LIMIT = 20
 EXIT_INTERRUPTED = 130
@@ -184,7 +191,7 @@ def print_submitted(task: Task, *, as_json: bool) -> None:
 
 @click.group(epilog=EXIT_HELP)
 def tasks() -> None:
-    """List, show, follow, cancel and acknowledge tasks."""
+    """List, show, follow, cancel, acknowledge and purge tasks."""
 
 
 def split_values(values: Iterable[str]) -> list[str]:
@@ -356,4 +363,136 @@ def ack(task_id: str, as_json: bool, **connection: Any) -> int:
         else:
             by = f" by {task.acknowledged_by}" if task.acknowledged_by else ""
             render.console().print(_task_line(task, f", acknowledged{by}"))
+    return EXIT_OK
+
+
+# -- purge --------------------------------------------------------------------------------
+
+ENDED = (State.SUCCEEDED, State.FAILED, State.CANCELED, State.TIMED_OUT)
+"""The states a purge may name: tasks still waiting or running are never purged."""
+
+
+def interactive() -> bool:
+    """Whether a person can answer a question: stdin is a terminal (not a pipe, a file,
+    or a test runner's input)."""
+    return sys.stdin.isatty()
+
+
+def parse_time(text: str, *, option: str) -> datetime:
+    """An RFC 3339 time with its offset (``2026-01-31T00:00:00Z``); a naive one is
+    refused rather than guessed, as the server refuses it."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r} is not an RFC 3339 time (like 2026-01-31T00:00:00Z)", param_hint=option
+        ) from None
+    if moment.tzinfo is None:
+        raise click.BadParameter(
+            f"{text!r} has no time zone (add Z for UTC, or +02:00 ...)", param_hint=option
+        )
+    return moment
+
+
+def _or(values: list[str]) -> str:
+    return values[0] if len(values) == 1 else f"{', '.join(values[:-1])} or {values[-1]}"
+
+
+def describe_purge(
+    states: list[str], types: list[str], when: str | None, tenant: str | None
+) -> str:
+    """What a purge selects, in words, for the confirmation question: ``the failed
+    tasks of type vzdump that finished more than 7d ago, in every tenant``."""
+    what = f"the {_or(states)} tasks" if states else "the ended tasks"
+    if types:
+        what += f" of type {_or(types)}"
+    if when is not None:
+        what += f" that {when}"
+    return what + (f", in tenant {tenant}" if tenant is not None else ", in every tenant")
+
+
+@tasks.command(epilog=EXIT_HELP)
+@click.option(
+    "--state",
+    "states",
+    multiple=True,
+    metavar="STATE",
+    help="Only tasks that ended so: succeeded, failed, canceled, timed_out (repeat, or a,b).",
+)
+@click.option("--type", "types", multiple=True, metavar="TYPE", help="Only these operations.")
+@click.option(
+    "--finished-before", metavar="TIME", help="Only tasks that ended before this RFC 3339 time."
+)
+@click.option(
+    "--older-than",
+    metavar="DURATION",
+    help="Only tasks that ended longer ago than this (7d, 12h, 30m, 90s).",
+)
+@click.option(
+    "--tenant", metavar="TENANT", help="Only this tenant's tasks [default: every tenant]."
+)
+@click.option("-y", "--yes", is_flag=True, help="Do not ask; needed when stdin is not a terminal.")
+@connection_options
+def purge(
+    states: tuple[str, ...],
+    types: tuple[str, ...],
+    finished_before: str | None,
+    older_than: str | None,
+    tenant: str | None,
+    yes: bool,
+    as_json: bool,
+    **connection: Any,
+) -> int:
+    """Delete ended tasks and their logs, for good (admin keys only).
+
+    Give --state, or a time (--finished-before or --older-than), or both; with neither,
+    nothing is purged. Tasks still waiting or running are never deleted. Asks first,
+    unless --yes (which it needs when stdin is not a terminal). Prints how many tasks
+    were deleted.
+
+    \b
+        taskgate tasks purge --state succeeded --older-than 7d
+        taskgate tasks purge --older-than 0s --yes    # every ended task
+    """
+    wanted = split_values(states)
+    unended = [s for s in wanted if s not in ENDED]
+    if unended:
+        raise click.BadParameter(
+            f"{_or(unended)}: only ended tasks can be purged ({', '.join(ENDED)})",
+            param_hint="--state",
+        )
+    if finished_before is not None and older_than is not None:
+        raise click.UsageError("give --finished-before or --older-than, not both")
+    cutoff: datetime | timedelta | None = None
+    when: str | None = None
+    if finished_before is not None:
+        cutoff = parse_time(finished_before, option="--finished-before")
+        when = f"finished before {finished_before.strip()}"
+    elif older_than is not None:
+        cutoff = timedelta(seconds=parse_duration(older_than, option="--older-than"))
+        when = f"finished more than {older_than.strip()} ago"
+    if not wanted and cutoff is None:
+        raise click.UsageError(
+            "give --state, --finished-before or --older-than (every ended task: --older-than"
+            " 0s); a purge without a filter is refused"
+        )
+    if not yes and not interactive():
+        raise click.UsageError("stdin is not a terminal, so nobody can confirm: add --yes")
+    found_types = split_values(types)
+    with session(**connection) as client:
+        if not yes:
+            question = (
+                f"Delete {describe_purge(wanted, found_types, when, tenant)},"
+                f" with their logs, on {client.base_url}?"
+            )
+            if not click.confirm(question, default=False, err=True):
+                click.echo("taskgate: nothing purged", err=True)
+                raise click.exceptions.Exit(EXIT_FAILED)
+        count = client.purge(
+            state=wanted or None, type=found_types or None, finished_before=cutoff, tenant=tenant
+        )
+        if as_json:
+            render.json_line({"purged": count})
+        else:
+            render.console().print(f"purged {count} task{'' if count == 1 else 's'}")
     return EXIT_OK

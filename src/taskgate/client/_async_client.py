@@ -417,6 +417,21 @@ class AsyncClient:
         """Delete an ended task and its log; see `Client.delete`."""
         _base.check(await self._send(Call("DELETE", _base.task_path(task))))
 
+    async def purge(
+        self,
+        *,
+        state: str | Iterable[str] | None = None,
+        type: str | Iterable[str] | None = None,
+        finished_before: datetime | str | timedelta | None = None,
+        tenant: str | None = None,
+    ) -> int:
+        """Delete the ended tasks that match, with their logs; how many were deleted.
+        See `Client.purge`."""
+        call = _base.purge_call(
+            state=state, type=type, finished_before=finished_before, tenant=tenant
+        )
+        return _base.count_of(await self._send(call), "purged")
+
     # -- schedules ---------------------------------------------------------------------
 
     async def create_schedule(

@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from importlib import metadata
 from typing import Any, Protocol, TypeVar
 from urllib.parse import quote
@@ -349,6 +349,35 @@ def acknowledge_many_call(
     return Call("POST", "/v1/tasks/acknowledge", (), dumps(body))
 
 
+def purge_call(
+    *,
+    state: str | Iterable[str] | None,
+    type: str | Iterable[str] | None,
+    finished_before: datetime | str | timedelta | None,
+    tenant: str | None,
+) -> Call:
+    """``DELETE /v1/tasks`` for these filters. A timedelta is an age: the cutoff is now
+    minus it, fixed here, so a retried request deletes no more than the first would.
+    Refused (ValueError) before anything is sent when neither a state nor a time is
+    given: the server would refuse it too, and the mistake is the caller's."""
+    states = repeated_param("state", state)
+    if not states and finished_before is None:
+        raise ValueError(
+            "purge needs state= or finished_before= (to purge every ended task:"
+            " finished_before=timedelta(0)); a purge without a filter is refused"
+        )
+    query = [*states, *repeated_param("type", type)]
+    if isinstance(finished_before, timedelta):
+        if finished_before < timedelta(0):
+            raise ValueError("finished_before as a timedelta (an age) must not be negative")
+        finished_before = datetime.now(UTC) - finished_before
+    if finished_before is not None:
+        query.append(("finished_before", _time("finished_before", finished_before)))
+    if tenant is not None:
+        query.append(("tenant", tenant))
+    return Call("DELETE", "/v1/tasks", query)
+
+
 # -- answers ---------------------------------------------------------------------------
 
 
@@ -411,6 +440,18 @@ def json_of(response: httpx.Response) -> Any:
             f"{response.request.method} {response.request.url.path} answered "
             f"{response.status_code} with a body that is not JSON: {preview!r}"
         ) from None
+
+
+def count_of(response: httpx.Response, key: str) -> int:
+    """The count ``{key: N}`` of an answer (``{"purged": 3}``)."""
+    doc = json_of(response)
+    count = doc.get(key) if isinstance(doc, dict) else None
+    if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+        request = response.request
+        raise InvalidResponse(
+            f"{request.method} {request.url.path} answered without a count {key!r}: {doc!r}"[:300]
+        )
+    return count
 
 
 def task_of(response: httpx.Response) -> Task:

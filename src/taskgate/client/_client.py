@@ -442,6 +442,32 @@ class Client:
         """Delete an ended task and its log. `Conflict` if it is still going."""
         _base.check(self._send(Call("DELETE", _base.task_path(task))))
 
+    def purge(
+        self,
+        *,
+        state: str | Iterable[str] | None = None,
+        type: str | Iterable[str] | None = None,
+        finished_before: datetime | str | timedelta | None = None,
+        tenant: str | None = None,
+    ) -> int:
+        """Delete, with their logs, the ended tasks that match; how many were deleted.
+        For admin keys (`Forbidden` otherwise).
+
+        ``state`` (ended states only: succeeded, failed, canceled, timed_out) and
+        ``type`` take one value or several; ``finished_before`` is an aware datetime, an
+        RFC 3339 string, or a timedelta meaning "finished longer ago than this";
+        ``tenant`` narrows it to one tenant (default: every tenant). At least one of
+        ``state`` and ``finished_before`` is required (ValueError before anything is
+        sent); ``finished_before=timedelta(0)`` selects every ended task. Tasks still
+        waiting or running are never deleted.
+
+            client.purge(state="succeeded", finished_before=timedelta(days=7))
+        """
+        call = _base.purge_call(
+            state=state, type=type, finished_before=finished_before, tenant=tenant
+        )
+        return _base.count_of(self._send(call), "purged")
+
     # -- schedules ---------------------------------------------------------------------
 
     def create_schedule(
