@@ -31,7 +31,7 @@ import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from functools import lru_cache
 from typing import Any
@@ -55,7 +55,7 @@ from taskgate.recurrence import (
 )
 from taskgate.service import Submission, TaskService
 from taskgate.storage.connector import CHANNEL_DUE, CHANNEL_SCHEDULES, Row, Step
-from taskgate.storage.rows import dumps, task_from_row
+from taskgate.storage.rows import as_datetime, dumps, task_from_row
 
 log = logging.getLogger("taskgate.scheduler")
 
@@ -115,12 +115,12 @@ class Schedule:
     """The last run's outcome is not counted yet (it may still be running)."""
 
 
-def _at(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, UTC)
+_at = as_datetime
+"""Epoch seconds as an aware UTC datetime."""
 
 
-def _time(value: Any) -> datetime | None:
-    return None if value is None else _at(value)
+def _time(value: float | None) -> datetime | None:
+    return None if value is None else as_datetime(value)
 
 
 def _epoch(value: datetime | None) -> float | None:
@@ -159,7 +159,7 @@ def schedule_from_row(row: Row) -> Schedule:
     )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SchedulerPass:
     """What one `ScheduleService.run_due` did."""
 
@@ -423,7 +423,8 @@ class ScheduleService:
                 *(self._after_run(schedule_from_row(r), r["last_task_state"], now) for r in rows)
             )
             for schedule, fired in outcomes:
-                result = _tally(result, counted=1, disabled=int(not schedule.enabled))
+                result.counted += 1
+                result.disabled += not schedule.enabled
                 if fired is not None:
                     result.fired.append(fired)
             if len(rows) < BATCH:
@@ -435,9 +436,9 @@ class ScheduleService:
                 if isinstance(outcome, Task):
                     result.fired.append(outcome)
                 elif outcome == "skipped":
-                    result = _tally(result, skipped=1)
+                    result.skipped += 1
                 elif outcome == "held":
-                    result = _tally(result, held=1)
+                    result.held += 1
             if len(rows) < BATCH:
                 break
         return result
@@ -679,10 +680,6 @@ class ScheduleService:
             notify=CHANNEL_SCHEDULES,
         )
         return schedule_from_row(rows[0]) if rows else None
-
-
-def _tally(result: SchedulerPass, **more: int) -> SchedulerPass:
-    return replace(result, **{k: getattr(result, k) + v for k, v in more.items()})
 
 
 def _overlap(value: Any) -> Overlap:

@@ -1,4 +1,4 @@
-"""The JSON shapes of the native API: a task, a log page, an operation.
+"""The JSON shapes of the native API: a task, a log page, an operation, a schedule.
 
 One function per shape, building plain dicts that orjson encodes in one call (datetimes
 as RFC 3339 UTC with ``Z``, states as their names). ``schemas.py`` describes the same
@@ -12,6 +12,7 @@ from typing import Any
 from taskgate.app import Operation
 from taskgate.http.responses import dumps
 from taskgate.model import LogPage, Task
+from taskgate.schedules import Schedule
 
 
 def task_dict(task: Task) -> dict[str, Any]:
@@ -86,4 +87,35 @@ def operation_dict(op: Operation) -> dict[str, Any]:
         "retry_on_worker_loss": op.retry_on_worker_loss,
         "isolation": op.isolation,
         "priority": op.priority,
+    }
+
+
+def schedule_dict(schedule: Schedule) -> dict[str, Any]:
+    """A schedule (`taskgate.schedules.Schedule`); ``next_run`` is null while disabled."""
+    return {
+        "id": schedule.id,
+        "name": schedule.name,
+        "tenant": schedule.tenant,
+        "user": schedule.user,
+        "type": schedule.type,
+        "params": schedule.params,
+        "options": schedule.options,
+        "recurrence": schedule.recurrence,
+        "timezone": schedule.timezone,
+        "enabled": schedule.enabled,
+        "overlap": schedule.overlap.value,
+        "failure_threshold": schedule.failure_threshold,
+        "schedule_threshold": schedule.schedule_threshold,
+        "consecutive_failures": schedule.consecutive_failures,
+        "total_run_count": schedule.total_run_count,
+        "remaining_runs": schedule.remaining_runs,
+        "first_run": schedule.first_run,
+        "next_run": schedule.next_run if schedule.enabled else None,
+        "last_run_at": schedule.last_run_at,
+        "last_task_id": schedule.last_task_id,
+        "pending_run": schedule.pending_run,
+        "disabled_reason": schedule.disabled_reason,
+        "created_at": schedule.created_at,
+        "updated_at": schedule.updated_at,
+        "version": schedule.version,
     }

@@ -5,13 +5,12 @@ creator, listed with ``GET /v1/tasks?schedule_id=``."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
 from taskgate.http import inputs
 from taskgate.http.asgi import Headers
-from taskgate.http.representation import task_json
+from taskgate.http.representation import schedule_dict, task_json
 from taskgate.http.request import Request
 from taskgate.http.responses import (
     Response,
@@ -57,39 +56,6 @@ SCHEDULE_ID = Param(
 )
 NOT_FOUND = problem_reply("No such schedule (or not visible to this tenant)")
 SCHEDULE_REPLY = Reply("The schedule", "Schedule")
-
-
-def schedule_dict(schedule: Schedule) -> dict[str, Any]:
-    def time(value: datetime | None) -> str | None:
-        return None if value is None else value.isoformat().replace("+00:00", "Z")
-
-    return {
-        "id": schedule.id,
-        "name": schedule.name,
-        "tenant": schedule.tenant,
-        "user": schedule.user,
-        "type": schedule.type,
-        "params": schedule.params,
-        "options": schedule.options,
-        "recurrence": schedule.recurrence,
-        "timezone": schedule.timezone,
-        "enabled": schedule.enabled,
-        "overlap": schedule.overlap.value,
-        "failure_threshold": schedule.failure_threshold,
-        "schedule_threshold": schedule.schedule_threshold,
-        "consecutive_failures": schedule.consecutive_failures,
-        "total_run_count": schedule.total_run_count,
-        "remaining_runs": schedule.remaining_runs,
-        "first_run": time(schedule.first_run),
-        "next_run": time(schedule.next_run) if schedule.enabled else None,
-        "last_run_at": time(schedule.last_run_at),
-        "last_task_id": schedule.last_task_id,
-        "pending_run": time(schedule.pending_run),
-        "disabled_reason": schedule.disabled_reason,
-        "created_at": time(schedule.created_at),
-        "updated_at": time(schedule.updated_at),
-        "version": schedule.version,
-    }
 
 
 def _schedules(request: Request) -> ScheduleService:

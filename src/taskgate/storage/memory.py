@@ -24,18 +24,24 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from taskgate.errors import ConfigurationError, StorageError, StorageUnavailable
-from taskgate.storage import migrations
+from taskgate.storage import memory_queries, memory_schedules, migrations
 from taskgate.storage.connector import Listener, Params, Row, Step
 from taskgate.storage.leadership import TIMEOUT, Candidate, Candidates, LeaseLeadership
-from taskgate.storage.memory_queries import (
-    COMPOSED,
-    FRAGMENTS,
-    QUERIES,
-    WRITES,
-    Bound,
-    Statement,
-    affinity,
-)
+from taskgate.storage.memory_queries import Bound, Composed, Fragment, Statement, affinity
+
+QUERIES: dict[str, Statement] = {
+    **memory_queries.QUERIES,
+    **{fn.__name__: fn for fn in memory_schedules.SCHEDULE_QUERIES},
+}
+"""Every named query, by the name it has in ``sql/sqlite.sql``."""
+FRAGMENTS: dict[str, dict[str, Fragment]] = {
+    **memory_queries.FRAGMENTS,
+    "list_schedules": memory_schedules.SCHEDULE_FRAGMENTS,
+}
+"""The optional ``WHERE`` fragments of the composed queries."""
+COMPOSED: dict[str, Composed] = {**memory_queries.COMPOSED, **memory_schedules.SCHEDULE_COMPOSED}
+WRITES = frozenset(QUERIES) - memory_queries.READS - memory_schedules.SCHEDULE_READS
+"""The statements a read-only connection refuses (SQLite's are ``query_only``)."""
 
 Column = tuple[str, str, bool, Any]
 """(name, type affinity, NOT NULL, default), as ``PRAGMA table_info`` gives them."""

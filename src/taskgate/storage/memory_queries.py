@@ -14,12 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 from taskgate.errors import StorageError
 from taskgate.storage.connector import Row
-from taskgate.storage.memory_schedules import (
-    SCHEDULE_FRAGMENTS,
-    SCHEDULE_QUERIES,
-    SCHEDULE_READS,
-    _list_schedules,
-)
 from taskgate.storage.memory_sql import (
     Bound,
     affinity,
@@ -40,6 +34,8 @@ ACTIVE = ("running", "canceling")
 ENDED = ("succeeded", "failed", "canceled", "timed_out")
 
 Statement = Callable[["MemoryConnector", "Bound"], list[Row]]
+Composed = Callable[["MemoryConnector", "Bound", tuple[str, ...]], list[Row]]
+"""A query with optional ``WHERE`` fragments, given the names of those chosen."""
 Fragment = Callable[["Bound"], Callable[[Row], bool]]
 
 
@@ -132,7 +128,7 @@ def _until(p: Bound) -> Callable[[Row], bool]:
     return lambda row: sql_lt(row["id"], until)
 
 
-def _tenant(p: Bound) -> Callable[[Row], bool]:
+def by_tenant(p: Bound) -> Callable[[Row], bool]:
     tenant = p["tenant"]
     return lambda row: sql_eq(row["tenant"], tenant)
 
@@ -155,7 +151,7 @@ def _states(p: Bound) -> Callable[[Row], bool]:
     return _member("state", p["states"])
 
 
-def _types(p: Bound) -> Callable[[Row], bool]:
+def by_types(p: Bound) -> Callable[[Row], bool]:
     return _member("type", p["types"])
 
 
@@ -187,9 +183,9 @@ LIST_FRAGMENTS: dict[str, Fragment] = {
     "before": _before,
     "since": _since,
     "until": _until,
-    "tenant": _tenant,
+    "tenant": by_tenant,
     "states": _states,
-    "types": _types,
+    "types": by_types,
     "object_id": _object_id,
     "labels": _labels,
     "acknowledged": _acknowledged,
@@ -224,9 +220,9 @@ def _ids(p: Bound) -> Callable[[Row], bool]:
 
 
 CHANGE_FRAGMENTS: dict[str, Fragment] = {
-    "tenant": _tenant,
+    "tenant": by_tenant,
     "states": _states,
-    "types": _types,
+    "types": by_types,
     "ids": _ids,
 }
 
@@ -463,9 +459,9 @@ def acknowledge_listed(db: MemoryConnector, p: Bound) -> list[Row]:
 
 
 ACKNOWLEDGE_FRAGMENTS: dict[str, Fragment] = {
-    "tenant": _tenant,
+    "tenant": by_tenant,
     "states": _states,
-    "types": _types,
+    "types": by_types,
 }
 
 
@@ -614,9 +610,9 @@ def _finished_before(p: Bound) -> Callable[[Row], bool]:
 
 
 PURGE_FRAGMENTS: dict[str, Fragment] = {
-    "tenant": _tenant,
+    "tenant": by_tenant,
     "states": _states,
-    "types": _types,
+    "types": by_types,
     "finished_before": _finished_before,
 }
 
@@ -681,7 +677,7 @@ def list_keys(db: MemoryConnector, p: Bound) -> list[Row]:
     return _list_keys(db, p, ())
 
 
-KEY_FRAGMENTS: dict[str, Fragment] = {"tenant": _tenant}
+KEY_FRAGMENTS: dict[str, Fragment] = {"tenant": by_tenant}
 
 
 def revoke_key(db: MemoryConnector, p: Bound) -> list[Row]:
@@ -755,10 +751,10 @@ QUERIES: dict[str, Statement] = {
         revoke_key,
         insert_secret,
         get_secret,
-        *SCHEDULE_QUERIES,
     )
 }
-"""Every named query, by the name it has in ``sql/sqlite.sql``."""
+"""The task, worker, leader, key and secret queries, by the name each has in
+``sql/sqlite.sql`` (`taskgate.storage.memory_schedules` has the schedules')."""
 
 FRAGMENTS: dict[str, dict[str, Fragment]] = {
     "list_tasks": LIST_FRAGMENTS,
@@ -766,17 +762,15 @@ FRAGMENTS: dict[str, dict[str, Fragment]] = {
     "acknowledge_tasks": ACKNOWLEDGE_FRAGMENTS,
     "acknowledge_listed": ACKNOWLEDGE_FRAGMENTS,
     "list_keys": KEY_FRAGMENTS,
-    "list_schedules": SCHEDULE_FRAGMENTS,
     "purgeable_tasks": PURGE_FRAGMENTS,
 }
 """The optional ``WHERE`` fragments of the composed queries."""
-COMPOSED: dict[str, Callable[[MemoryConnector, Bound, tuple[str, ...]], list[Row]]] = {
+COMPOSED: dict[str, Composed] = {
     "list_tasks": _list_tasks,
     "list_changes": _list_changes,
     "acknowledge_tasks": _acknowledge_tasks,
     "acknowledge_listed": _acknowledge_listed,
     "list_keys": _list_keys,
-    "list_schedules": _list_schedules,
     "purgeable_tasks": _purgeable_tasks,
 }
 
@@ -797,10 +791,9 @@ READS = frozenset(
         "list_keys",
         "get_secret",
         "purgeable_tasks",
-        *SCHEDULE_READS,
     }
 )
-WRITES = frozenset(QUERIES) - READS
-"""The statements a read-only connection refuses (SQLite's are ``query_only``)."""
+"""The statements that only read; `taskgate.storage.memory` adds the schedules' and
+counts every other one as a write."""
 
-__all__ = ["COMPOSED", "FRAGMENTS", "QUERIES", "WRITES", "Bound", "affinity"]
+__all__ = ["COMPOSED", "FRAGMENTS", "QUERIES", "READS", "Bound", "affinity"]

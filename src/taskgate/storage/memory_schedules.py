@@ -8,13 +8,20 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from taskgate.storage.connector import Row
-from taskgate.storage.memory_sql import Bound, json_each, sql_eq, sql_le, sql_limit, sql_lt
+from taskgate.storage.memory_queries import (
+    ENDED,
+    TASK_VALUES,
+    Composed,
+    Fragment,
+    Statement,
+    by_tenant,
+    by_types,
+    insert_task,
+)
+from taskgate.storage.memory_sql import Bound, sql_eq, sql_le, sql_limit, sql_lt
 
 if TYPE_CHECKING:
     from taskgate.storage.memory import MemoryConnector
-
-ENDED = ("succeeded", "failed", "canceled", "timed_out")
-Fragment = Callable[[Bound], Callable[[Row], bool]]
 
 SCHEDULE_VALUES = (
     "id", "name", "tenant", "user_name", "user_id", "type", "params", "options",
@@ -64,11 +71,6 @@ def list_schedules(db: MemoryConnector, p: Bound) -> list[Row]:
     return _list_schedules(db, p, ())
 
 
-def _tenant(p: Bound) -> Callable[[Row], bool]:
-    tenant = p["tenant"]
-    return lambda row: sql_eq(row["tenant"], tenant)
-
-
 def _after(p: Bound) -> Callable[[Row], bool]:
     name, schedule_id = p["after_name"], p["after_id"]
     return lambda row: (
@@ -81,16 +83,11 @@ def _enabled(p: Bound) -> Callable[[Row], bool]:
     return lambda row: sql_eq(row["enabled"], enabled)
 
 
-def _types(p: Bound) -> Callable[[Row], bool]:
-    wanted = [v for _, v in json_each(p["types"]) if v is not None]
-    return lambda row: any(sql_eq(row["type"], v) for v in wanted)
-
-
 SCHEDULE_FRAGMENTS: dict[str, Fragment] = {
-    "tenant": _tenant,
+    "tenant": by_tenant,
     "after": _after,
     "enabled": _enabled,
-    "types": _types,
+    "types": by_types,
 }
 
 
@@ -178,9 +175,6 @@ def _old(db: MemoryConnector, p: Bound, column: str, default: Any) -> Any:
 
 
 def insert_scheduled_task(db: MemoryConnector, p: Bound) -> list[Row]:
-    # imported here: memory_queries imports this module to list its queries
-    from taskgate.storage.memory_queries import TASK_VALUES, insert_task
-
     for name in TASK_VALUES:
         p[name]  # every parameter is bound, whether or not a row is inserted
     log_count, warnings = p["log_count"], p["warnings"]
@@ -213,7 +207,7 @@ def count_schedule_run(db: MemoryConnector, p: Bound) -> list[Row]:
     return _update(db, p, {"last_task_open": 0, **{name: p[name] for name in names}})
 
 
-SCHEDULE_QUERIES: tuple[Callable[[MemoryConnector, Bound], list[Row]], ...] = (
+SCHEDULE_QUERIES: tuple[Statement, ...] = (
     insert_schedule,
     get_schedule,
     get_schedule_by_name,
@@ -229,6 +223,7 @@ SCHEDULE_QUERIES: tuple[Callable[[MemoryConnector, Bound], list[Row]], ...] = (
     hold_schedule_run,
     count_schedule_run,
 )
+SCHEDULE_COMPOSED: dict[str, Composed] = {"list_schedules": _list_schedules}
 SCHEDULE_READS = frozenset(
     {
         "get_schedule",
