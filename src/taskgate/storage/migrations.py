@@ -49,7 +49,8 @@ def statements(script: str) -> list[str]:
         if not buffer and (not stripped or stripped.startswith("--")):
             continue
         buffer += line + "\n"
-        if sqlite3.complete_statement(buffer):
+        # a $$-quoted body (a PostgreSQL function) holds semicolons of its own
+        if buffer.count("$$") % 2 == 0 and sqlite3.complete_statement(buffer):
             result.append(buffer.strip())
             buffer = ""
     if buffer.strip():

@@ -9,6 +9,9 @@ The file is a sequence of blocks::
 A query may declare optional ``WHERE`` fragments, each its own block named
 ``<query>.<fragment>``; the query's text holds ``/*where*/`` where the chosen fragments
 go, joined with ``AND``. Python chooses fragments by name; it never writes SQL.
+
+A query that filters the same way as another takes that one's fragments with a comment
+line ``-- fragments: <query>`` (the history table's list reuses the hot table's filters).
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ from importlib import resources
 from taskgate.errors import ConfigurationError
 
 _BLOCK = re.compile(r"^-- name: (?P<name>[\w.]+)\s*$", re.MULTILINE)
+_WRITE = re.compile(r"^\s*(INSERT|UPDATE|DELETE)\b", re.MULTILINE | re.IGNORECASE)
+"""A statement that writes has a line starting with its verb (after any WITH clause)."""
+_SHARES = re.compile(r"^-- fragments: (?P<name>\w+)\s*$", re.MULTILINE)
 WHERE_MARK = "/*where*/"
 
 
@@ -47,23 +53,29 @@ class Query:
 def parse(text: str) -> dict[str, Query]:
     """Parse a query file into queries by name."""
     blocks: dict[str, str] = {}
+    shares: dict[str, str] = {}
     matches = list(_BLOCK.finditer(text))
     for i, m in enumerate(matches):
         end = matches[i + 1].start() if i + 1 < len(matches) else len(text)
-        body = "\n".join(
-            line for line in text[m.end() : end].splitlines() if not line.startswith("--")
-        ).strip()
+        block = text[m.end() : end]
+        body = "\n".join(line for line in block.splitlines() if not line.startswith("--")).strip()
         blocks[m.group("name")] = body.rstrip(";").strip()
+        shared = _SHARES.search(block)
+        if shared is not None:
+            shares[m.group("name")] = shared.group("name")
     queries: dict[str, Query] = {}
     for name, sql in blocks.items():
         if "." in name:
             continue
+        owner = shares.get(name, name)
+        if owner not in blocks:
+            raise ConfigurationError(f"query {name} takes the fragments of {owner}: no such query")
         fragments = {
             frag.split(".", 1)[1]: body
             for frag, body in blocks.items()
-            if frag.startswith(name + ".")
+            if frag.startswith(owner + ".")
         }
-        write = not sql.lstrip().upper().startswith("SELECT")
+        write = _WRITE.search(sql) is not None
         queries[name] = Query(name, sql, fragments, write)
     return queries
 
