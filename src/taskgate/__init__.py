@@ -6,7 +6,7 @@ API and the workers. See README.md and docs/architecture.md.
 
 from __future__ import annotations
 
-from taskgate.app import App, Operation, RetryPolicy
+from taskgate.app import App, ConcurrencyLimit, Operation, Retention, RetryPolicy
 from taskgate.context import Context
 from taskgate.errors import TaskCanceled, TaskgateError, TaskTimedOut
 from taskgate.model import ErrorInfo, LogLine, State, Task
@@ -15,10 +15,12 @@ __version__ = "0.1.0"
 
 __all__ = [
     "App",
+    "ConcurrencyLimit",
     "Context",
     "ErrorInfo",
     "LogLine",
     "Operation",
+    "Retention",
     "RetryPolicy",
     "State",
     "Task",

@@ -16,9 +16,11 @@ annotated with a pydantic model, which then is the schema.
 from __future__ import annotations
 
 import inspect
+import math
 import random
 import re
-from collections.abc import Callable, Mapping
+import string
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, get_args, get_origin, get_type_hints
 
@@ -30,6 +32,12 @@ Isolation = Literal["thread", "async", "process"]
 Handler = Callable[..., Any]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
+TASK_FIELDS = ("tenant", "user", "object_id", "type")
+"""What a resource or limit template may name besides the operation's parameters."""
+MAX_RESOURCES = 32
+"""Most resources and limits one task may reserve."""
+MAX_RESOURCE = 255
+"""Longest resource name."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +59,31 @@ class RetryPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class ConcurrencyLimit:
+    """At most ``max`` tasks under this limit run at once, across every worker and node.
+
+    ``per`` splits the limit by a template over the task (``"{tenant}"``, a parameter
+    such as ``"{remote}"``): each value has a limit of its own. ``name`` lets several
+    operations share one limit (default: the operation's name). Waiting tasks under one
+    limit start in submit order.
+    """
+
+    max: int
+    per: str = ""
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """How long an ended task is kept: ``archive_after`` seconds in the hot table, then
+    in history until ``purge_after`` seconds after its end (`math.inf`: for ever; None:
+    the store's setting)."""
+
+    archive_after: float | None = None
+    purge_after: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Operation:
     """A registered operation: its handler, its parameter schema and its options."""
 
@@ -68,6 +101,15 @@ class Operation:
     object_id: str | None = None
     """The parameter whose value becomes the task's ``object_id``."""
     description: str | None = None
+    exclusive: tuple[str, ...] = ()
+    """Resources each task holds alone while it runs: templates over the task
+    (``"repository:{repository_id}"``); a template naming a parameter that is None
+    reserves nothing."""
+    shared: tuple[str, ...] = ()
+    """Resources each task holds shared: any number of sharers, but not beside a task
+    that holds one exclusively."""
+    limits: tuple[ConcurrencyLimit, ...] = ()
+    retention: Retention = field(default_factory=Retention)
 
     def validate(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """Check ``params``; return them in their JSON form. Raises `InvalidParameters`."""
@@ -109,6 +151,19 @@ class Operation:
         value = params.get(self.object_id)
         return None if value is None else str(value)
 
+    @property
+    def reserves(self) -> bool:
+        """Its tasks reserve resources or count against limits."""
+        return bool(self.exclusive or self.shared or self.limits)
+
+    def render(self, template: str, values: Mapping[str, Any]) -> str | None:
+        """``template`` filled from ``values`` (the parameters and `TASK_FIELDS`); None
+        when a field it names is None."""
+        names = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+        if any(values.get(n) is None for n in names if n):
+            return None
+        return template.format_map(values)
+
 
 class App:
     """A set of operations, and the import path workers use to load them again."""
@@ -132,8 +187,21 @@ class App:
         priority: int = 0,
         object_id: str | None = None,
         description: str | None = None,
+        exclusive: Iterable[str] = (),
+        shared: Iterable[str] = (),
+        concurrency: int | None = None,
+        limits: Iterable[ConcurrencyLimit] = (),
+        archive_after: float | None = None,
+        purge_after: float | None = None,
     ) -> Callable[[Handler], Handler]:
-        """Register the decorated function as operation ``name`` (default: its name)."""
+        """Register the decorated function as operation ``name`` (default: its name).
+
+        ``exclusive`` and ``shared`` name the resources its tasks reserve, as templates
+        over the task (``"repository:{repository_id}"``); ``concurrency`` is at most that
+        many of its tasks running at once (a `ConcurrencyLimit` with no ``per``), and
+        ``limits`` more limits. ``archive_after`` and ``purge_after`` (seconds after a
+        task's end; `math.inf`: never) override the store's retention for its tasks.
+        """
 
         def register(fn: Handler) -> Handler:
             op_name = name or fn.__name__
@@ -147,6 +215,13 @@ class App:
                 priority=priority,
                 object_id=object_id,
                 description=description,
+                exclusive=tuple(exclusive),
+                shared=tuple(shared),
+                limits=(
+                    *(() if concurrency is None else (ConcurrencyLimit(concurrency),)),
+                    *limits,
+                ),
+                retention=Retention(archive_after, purge_after),
             )
             return fn
 
@@ -172,6 +247,10 @@ def build_operation(
     priority: int,
     object_id: str | None,
     description: str | None,
+    exclusive: tuple[str, ...] = (),
+    shared: tuple[str, ...] = (),
+    limits: tuple[ConcurrencyLimit, ...] = (),
+    retention: Retention = Retention(),
 ) -> Operation:
     if not _NAME.match(name):
         raise ConfigurationError(
@@ -194,6 +273,17 @@ def build_operation(
     model, model_param = _params_model(name, fn)
     if object_id is not None and object_id not in model.model_fields:
         raise ConfigurationError(f"operation {name}: object_id names no parameter {object_id!r}")
+    fields = {*model.model_fields, *TASK_FIELDS}
+    for template in (*exclusive, *shared, *(lim.per for lim in limits)):
+        _check_template(name, template, fields)
+    for lim in limits:
+        if isinstance(lim.max, bool) or not isinstance(lim.max, int) or lim.max < 1:
+            raise ConfigurationError(f"operation {name}: a concurrency limit is at least 1")
+        if lim.name is not None and not _NAME.match(lim.name):
+            raise ConfigurationError(f"operation {name}: limit name {lim.name!r} is not a name")
+    if len(exclusive) + len(shared) + len(limits) > MAX_RESOURCES:
+        raise ConfigurationError(f"operation {name}: at most {MAX_RESOURCES} reservations")
+    _check_retention(name, retention)
     return Operation(
         name=name,
         handler=fn,
@@ -207,7 +297,38 @@ def build_operation(
         priority=priority,
         object_id=object_id,
         description=description or inspect.getdoc(fn),
+        exclusive=exclusive,
+        shared=shared,
+        limits=limits,
+        retention=retention,
     )
+
+
+def _check_template(name: str, template: str, fields: set[str]) -> None:
+    try:
+        parts = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise ConfigurationError(f"operation {name}: template {template!r}: {exc}") from None
+    for _, field_name, spec, conversion in parts:
+        if field_name is None:
+            continue
+        if field_name not in fields or spec or conversion:
+            raise ConfigurationError(
+                f"operation {name}: template {template!r} may name only a parameter or"
+                f" {', '.join(TASK_FIELDS)} (as {{name}}), not {{{field_name}}}"
+            )
+
+
+def _check_retention(name: str, retention: Retention) -> None:
+    for label, value in (
+        ("archive_after", retention.archive_after),
+        ("purge_after", retention.purge_after),
+    ):
+        if value is not None and (math.isnan(value) or value < 0):
+            raise ConfigurationError(f"operation {name}: {label} must be >= 0 seconds")
+    archive, purge = retention.archive_after, retention.purge_after
+    if archive is not None and purge is not None and purge < archive:
+        raise ConfigurationError(f"operation {name}: purge_after is before archive_after")
 
 
 def _params_model(name: str, fn: Handler) -> tuple[type[pydantic.BaseModel], str | None]:

@@ -3,15 +3,35 @@
 Every report goes to a `Sink`. The worker's sink coalesces them in memory and flushes
 them to the store in batches, so a handler may call `progress` or `log` in a tight loop.
 In a process-isolated task the sink forwards them to the parent worker over a pipe.
+
+Child tasks go through a `Family`: the worker's submits them through its store and
+waits on its change feed; in a child process, it asks the worker over the pipe.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
+from collections.abc import Mapping
 from typing import Any, Protocol
 
-from taskgate.errors import TaskCanceled
+from taskgate.errors import ConfigurationError, TaskCanceled
 from taskgate.model import LOG_LEVELS, Task
+
+SPAWN_OPTIONS = frozenset(
+    {
+        "object_id",
+        "priority",
+        "labels",
+        "delay",
+        "scheduled_at",
+        "timeout",
+        "max_attempts",
+        "exclusive_resources",
+        "shared_resources",
+    }
+)
+"""The submission options a child may be spawned with."""
 
 
 class Sink(Protocol):
@@ -30,12 +50,30 @@ class Sink(Protocol):
     def created_resource(self, kind: str, id: str) -> None: ...
 
 
+class Family(Protocol):
+    """Where a context's children are spawned and waited for. The blocking methods are
+    called from a handler thread (or a child process), never the worker's loop."""
+
+    def spawn(
+        self, type: str, params: Mapping[str, Any], options: Mapping[str, Any], key: str | None
+    ) -> Task: ...
+
+    async def spawn_async(
+        self, type: str, params: Mapping[str, Any], options: Mapping[str, Any], key: str | None
+    ) -> Task: ...
+
+    def wait(self, timeout: float | None) -> list[Task]: ...
+
+    async def wait_async(self, timeout: float | None) -> list[Task]: ...
+
+
 class Context:
     """Handed to a handler as its first argument."""
 
-    def __init__(self, task: Task, sink: Sink) -> None:
+    def __init__(self, task: Task, sink: Sink, family: Family | None = None) -> None:
         self._task = task
         self._sink = sink
+        self._family = family
         self._canceled = threading.Event()
         self._detailed_state = task.detailed_state
 
@@ -88,6 +126,51 @@ class Context:
         """Record a resource this task created (e.g. ``("volumes", "vol-1")``)."""
         self._sink.created_resource(str(kind), str(id))
 
+    # -- children ----------------------------------------------------------------------
+
+    def spawn(
+        self,
+        type: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        key: str | None = None,
+        **options: Any,
+    ) -> Task:
+        """Submit a child task and return it once stored: ``parent_id`` is this task, it
+        joins this task's group, and canceling this task cancels it. ``options`` are a
+        submit's (``priority``, ``labels``, ``delay``, ``exclusive_resources``, ...).
+        With ``key``, a retried attempt spawning the same key gets the child its first
+        attempt spawned instead of a new one. Blocks (thread and process handlers); an
+        ``async def`` handler awaits `spawn_async`."""
+        return self._need_family().spawn(type, params or {}, _spawn_options(options), key)
+
+    async def spawn_async(
+        self,
+        type: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        key: str | None = None,
+        **options: Any,
+    ) -> Task:
+        """`spawn`, for ``async def`` handlers."""
+        family = self._need_family()
+        return await family.spawn_async(type, params or {}, _spawn_options(options), key)
+
+    def wait_children(self, timeout: float | None = None) -> list[Task]:
+        """Block until every child of this task has ended, or ``timeout`` seconds
+        passed; the children as they are then, oldest first. A cancel of this task
+        cancels its children, which ends the wait too."""
+        return self._need_family().wait(timeout)
+
+    async def wait_children_async(self, timeout: float | None = None) -> list[Task]:
+        """`wait_children`, for ``async def`` handlers."""
+        return await self._need_family().wait_async(timeout)
+
+    def _need_family(self) -> Family:
+        if self._family is None:
+            raise ConfigurationError("this context cannot spawn children (no worker behind it)")
+        return self._family
+
     @property
     def cancel_requested(self) -> bool:
         """True once the task has been asked to stop (cancel or timeout)."""
@@ -105,3 +188,21 @@ class Context:
     def _request_cancel(self) -> None:
         """Called by the worker (any thread)."""
         self._canceled.set()
+
+
+def _spawn_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(options) - SPAWN_OPTIONS)
+    if unknown:
+        raise TypeError(
+            f"spawn() got unexpected options {', '.join(unknown)}"
+            f" (it takes: {', '.join(sorted(SPAWN_OPTIONS))})"
+        )
+    return dict(options)
+
+
+def on_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    """True when called from ``loop``'s own thread (where blocking would deadlock)."""
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False

@@ -10,7 +10,8 @@
     │   ├── TaskNotFound
     │   ├── OperationNotFound
     │   ├── KeyNotFound           no API key with this id
-    │   └── ScheduleNotFound      no schedule with this id (or not visible to this tenant)
+    │   ├── ScheduleNotFound      no schedule with this id (or not visible to this tenant)
+    │   └── GroupNotFound         no task of this tenant has this group id
     ├── AuthenticationFailed      no API key, or a malformed, unknown, revoked or expired one (401)
     ├── PermissionDenied          the API key's role does not allow the action (403)
     ├── Conflict                  the task or schedule is in a state that forbids the action (409)
@@ -106,6 +107,12 @@ class ScheduleNotFound(NotFound):
     """No such schedule."""
 
     title = "Schedule not found"
+
+
+class GroupNotFound(NotFound):
+    """No such group."""
+
+    title = "Group not found"
 
 
 class AuthenticationFailed(TaskgateError):

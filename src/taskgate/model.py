@@ -19,6 +19,8 @@ class State(StrEnum):
     """Accepted and due; waiting for a worker."""
     SCHEDULED = "scheduled"
     """Accepted; waiting for its ``scheduled_at`` time (first run or a retry's backoff)."""
+    SUSPENDED = "suspended"
+    """Accepted, and held: never claimed until resumed (Pulp's suspended)."""
     RUNNING = "running"
     """Claimed by a worker, whose lease is current."""
     CANCELING = "canceling"
@@ -38,11 +40,16 @@ TERMINAL: frozenset[State] = frozenset(
 )
 ACTIVE: frozenset[State] = frozenset({State.RUNNING, State.CANCELING})
 WAITING: frozenset[State] = frozenset({State.QUEUED, State.SCHEDULED})
+"""Waiting for a worker: what claims take once due."""
+PENDING: frozenset[State] = WAITING | {State.SUSPENDED}
+"""Accepted and not started: waiting, or suspended."""
 
 TRANSITIONS: Mapping[State, frozenset[State]] = {
-    # claimed by a worker, or canceled before it ran
-    State.QUEUED: frozenset({State.RUNNING, State.CANCELED}),
-    State.SCHEDULED: frozenset({State.RUNNING, State.CANCELED, State.QUEUED}),
+    # claimed by a worker, canceled or suspended before it ran
+    State.QUEUED: frozenset({State.RUNNING, State.CANCELED, State.SUSPENDED}),
+    State.SCHEDULED: frozenset({State.RUNNING, State.CANCELED, State.QUEUED, State.SUSPENDED}),
+    # resumed: queued, or scheduled while its time has not come
+    State.SUSPENDED: frozenset({State.QUEUED, State.SCHEDULED, State.CANCELED}),
     # ended by its handler, its timeout, a cancel request, or a retry
     State.RUNNING: frozenset(
         {
@@ -111,6 +118,44 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 @dataclass(frozen=True, slots=True)
+class Limit:
+    """A concurrency limit a task counts against: at most ``max`` tasks holding ``key``
+    run at once, across every worker of the store."""
+
+    key: str
+    max: int
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """What a task reserves while it runs (pulpcore's resource locks): no two tasks run
+    at once when one holds a resource exclusively and the other holds it at all; tasks
+    whose resources conflict run one after another, in submit order."""
+
+    exclusive: tuple[str, ...] = ()
+    shared: tuple[str, ...] = ()
+    limits: tuple[Limit, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.exclusive or self.shared or self.limits)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "exclusive": list(self.exclusive),
+            "shared": list(self.shared),
+            "limits": [{"key": lim.key, "max": lim.max} for lim in self.limits],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Reservation:
+        return cls(
+            exclusive=tuple(data.get("exclusive") or ()),
+            shared=tuple(data.get("shared") or ()),
+            limits=tuple(Limit(str(d["key"]), int(d["max"])) for d in data.get("limits") or ()),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Task:
     """A task as stored. Times are aware UTC datetimes."""
 
@@ -149,6 +194,10 @@ class Task:
     parent_id: str | None = None
     schedule_id: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
+    reservation: Reservation | None = None
+    """The resources and limits it holds while it runs (None: none)."""
+    children: tuple[str, ...] = ()
+    """The ids of the tasks its handler spawned, in spawn order."""
     acknowledged_at: datetime | None = None
     acknowledged_by: str | None = None
     scheduled_at: datetime | None = None
@@ -156,6 +205,7 @@ class Task:
     finished_at: datetime | None = None
     lease_expires_at: datetime | None = None
     archived: bool = False
+    """Moved to the history table (`taskgate.retention`): ended, kept for reading."""
     log_count: int = 0
     version: int = 1
 
@@ -192,6 +242,14 @@ class TaskFilter:
     """True: only acknowledged tasks; False: only those not acknowledged yet."""
     schedule_id: str | None = None
     """Only the runs of this schedule."""
+    group_id: str | None = None
+    """Only the tasks of this group (job)."""
+    parent_id: str | None = None
+    """Only the children of this task."""
+    resource: str | None = None
+    """Only tasks that reserve this resource (exclusive or shared)."""
+    archived: bool | None = False
+    """False: the hot table only (the default); True: history only; None: both."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import hashlib
+import heapq
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from taskgate.errors import (
     TaskNotFound,
 )
 from taskgate.feed import ChangeFeed, Interest
+from taskgate.groups import GroupSide, check_group_id
 from taskgate.ids import (
     UpidFactory,
     decode_cursor,
@@ -43,7 +45,15 @@ from taskgate.model import (
     Task,
     TaskFilter,
 )
-from taskgate.storage.connector import CHANNEL_CHANGED, CHANNEL_DUE, Connector, Row, Step
+from taskgate.reservations import check_resource, reservation_steps, reserve
+from taskgate.storage.connector import (
+    CHANNEL_CHANGED,
+    CHANNEL_DUE,
+    RESERVED,
+    Connector,
+    Row,
+    Step,
+)
 from taskgate.storage.rows import as_datetime, dumps, task_from_row
 from taskgate.work import NewLogLine, Progress, WorkerSide
 
@@ -56,6 +66,8 @@ ACK_BATCH = 1000
 PURGE_BATCH = 500
 """Tasks deleted per transaction by `TaskService.purge`: each a short write, so the API
 and the workers wait on a purge for a few milliseconds at most."""
+PACE = 0.01
+"""Least seconds between two batches of a long purge (`pace`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,9 +89,13 @@ class Submission:
     group_id: str | None = None
     parent_id: str | None = None
     schedule_id: str | None = None
+    exclusive_resources: Sequence[str] | None = None
+    """Resources the task holds alone while it runs, besides its operation's."""
+    shared_resources: Sequence[str] | None = None
+    """Resources it holds shared (`taskgate.reservations`)."""
 
 
-class TaskService(WorkerSide):
+class TaskService(GroupSide, WorkerSide):
     """Submit, read, list, cancel, wait on and end tasks."""
 
     def __init__(
@@ -160,6 +176,17 @@ class TaskService(WorkerSide):
         for key, value in labels.items():
             _check_label(key, value)
         object_id = options.object_id if options.object_id is not None else op.object_id_of(clean)
+        # the task's own fields win over parameters of the same name
+        fields = {**clean, "tenant": options.tenant, "user": options.user}
+        fields.update(object_id=object_id, type=type)
+        reservation = reserve(
+            op,
+            fields,
+            exclusive=options.exclusive_resources,
+            shared=options.shared_resources,
+        )
+        if options.group_id is not None:
+            check_group_id(options.group_id)
         task_id = new_task_id()
         fingerprint = None
         if options.idempotency_key is not None:
@@ -186,6 +213,7 @@ class TaskService(WorkerSide):
             "parent_id": options.parent_id,
             "schedule_id": options.schedule_id,
             "labels": dumps(labels) if labels else None,
+            "resources": None if reservation is None else dumps(reservation.to_dict()),
             "created_at": now,
             "scheduled_at": scheduled_at,
             "due_at": due,
@@ -204,7 +232,13 @@ class TaskService(WorkerSide):
         """Store a task; return it and whether it is new (False: idempotent replay)."""
         row = self.prepare(type, params, options)
         # workers hear of it as it commits (a replay's notification wakes them for nothing)
-        rows = await self.connector.execute("insert_task", row, notify=CHANNEL_DUE)
+        if row["resources"] is None:
+            rows = await self.connector.execute("insert_task", row, notify=CHANNEL_DUE)
+        else:
+            steps = [Step("insert_task", row), *reservation_steps([row])]
+            rows = (
+                await self.connector.execute_batch(steps, notify=CHANNEL_DUE, payload=RESERVED)
+            )[0]
         if rows:
             return task_from_row(rows[0]), True
         return await self._replay(row), False
@@ -216,10 +250,17 @@ class TaskService(WorkerSide):
         if options.idempotency_key is not None:
             raise InvalidRequest("submit_many takes no idempotency key")
         rows = [self.prepare(type, params, options) for type, params in requests]
+        return await self._insert(rows)
+
+    async def _insert(self, rows: Sequence[dict[str, Any]]) -> builtins.list[Task]:
+        """Store prepared tasks in one transaction, with their reservations."""
         if not rows:
             return []
+        reserved = reservation_steps(rows)
         results = await self.connector.execute_batch(
-            [Step("insert_task", many=rows)], notify=CHANNEL_DUE
+            [Step("insert_task", many=rows), *reserved],
+            notify=CHANNEL_DUE,
+            payload=RESERVED if reserved else "",
         )
         return [task_from_row(r) for r in results[0]]
 
@@ -239,20 +280,29 @@ class TaskService(WorkerSide):
     # -- read -----------------------------------------------------------------------
 
     async def get(self, task_id: str, *, tenant: str | None = None) -> Task:
-        """One task; `TaskNotFound` if it does not exist or belongs to another tenant."""
-        row = await self.connector.fetch_one("get_task", {"id": parse_task_id(task_id)})
+        """One task, in the hot table or in history; `TaskNotFound` if it does not exist
+        or belongs to another tenant."""
+        key = {"id": parse_task_id(task_id)}
+        row = await self.connector.fetch_one("get_task", key)
+        if row is None:
+            row = await self.connector.fetch_one("get_archived_task", key)
         return self._visible(row, task_id, tenant)
 
     async def version(self, task_id: str, *, tenant: str | None = None) -> int:
         """The task's version, raised by every change: a cheap way to tell whether a copy
         read earlier is still current. `TaskNotFound` as for `get`."""
-        row = await self.connector.fetch_one("get_task_version", {"id": parse_task_id(task_id)})
+        key = {"id": parse_task_id(task_id)}
+        row = await self.connector.fetch_one("get_task_version", key)
+        if row is None:
+            row = await self.connector.fetch_one("get_archived_task_version", key)
         if row is None or (tenant is not None and row["tenant"] != tenant):
             raise TaskNotFound(f"no task {task_id}")
         return int(row["version"])
 
     async def get_by_upid(self, upid: str, *, tenant: str | None = None) -> Task:
         row = await self.connector.fetch_one("get_task_by_upid", {"upid": upid})
+        if row is None:
+            row = await self.connector.fetch_one("get_archived_task_by_upid", {"upid": upid})
         return self._visible(row, upid, tenant)
 
     def _visible(self, row: Row | None, ref: str, tenant: str | None) -> Task:
@@ -263,7 +313,10 @@ class TaskService(WorkerSide):
     async def list(
         self, filter: TaskFilter | None = None, *, cursor: str | None = None, limit: int = 50
     ) -> Page:
-        """A page of tasks, newest first. ``cursor`` comes from the previous page."""
+        """A page of tasks, newest first. ``cursor`` comes from the previous page.
+
+        ``filter.archived`` says where: the hot table (False, the default), history
+        (True), or both (None: two indexed reads, merged by id)."""
         filter = filter or TaskFilter()
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidFilter(f"limit must be between 1 and {MAX_PAGE}")
@@ -301,7 +354,25 @@ class TaskService(WorkerSide):
         if filter.schedule_id is not None:
             params["schedule_id"] = filter.schedule_id
             fragments.append("schedule_id")
-        rows = await self.connector.fetch_all("list_tasks", params, tuple(fragments))
+        if filter.group_id is not None:
+            params["group_id"] = filter.group_id
+            fragments.append("group_id")
+        if filter.parent_id is not None:
+            params["parent_id"] = filter.parent_id
+            fragments.append("parent_id")
+        if filter.resource is not None:
+            params["resource"] = check_resource(filter.resource)
+            fragments.append("resource")
+        chosen = tuple(fragments)
+        if filter.archived is None:
+            hot, history = await asyncio.gather(
+                self.connector.fetch_all("list_tasks", params, chosen),
+                self.connector.fetch_all("list_history", params, chosen),
+            )
+            rows = heapq.nlargest(limit + 1, [*hot, *history], key=lambda r: str(r["id"]))
+        else:
+            query = "list_history" if filter.archived else "list_tasks"
+            rows = await self.connector.fetch_all(query, params, chosen)
         items = [task_from_row(r) for r in rows[:limit]]
         next_cursor = encode_cursor(items[-1].id) if len(rows) > limit else None
         return Page(items, next_cursor)
@@ -326,7 +397,8 @@ class TaskService(WorkerSide):
     # -- change --------------------------------------------------------------------
 
     async def cancel(self, task_id: str, *, tenant: str | None = None) -> Task:
-        """Cancel: a waiting task ends `canceled` now; a running one becomes `canceling`.
+        """Cancel: a task not started (waiting or suspended) ends `canceled` now; a
+        running one becomes `canceling`. Its children (and theirs) are canceled too.
 
         Canceling a task that has already ended is a `Conflict`.
         """
@@ -337,13 +409,50 @@ class TaskService(WorkerSide):
             raise Conflict(f"task {task.id} has already ended ({current.state})")
         changed = task_from_row(rows[0])
         await self._changed([changed.id])
+        if changed.reservation is not None and changed.state is State.CANCELED:
+            await self.connector.notify(CHANNEL_DUE, RESERVED)  # it no longer holds a place
+        if changed.children:
+            await self.cancel_children(changed.id)
+        return changed
+
+    async def suspend(self, task_id: str, *, tenant: str | None = None) -> Task:
+        """Hold a waiting task: no worker claims it until `resume`. A task that has
+        started (or ended, or is suspended already) is a `Conflict`."""
+        task = await self.get(task_id, tenant=tenant)
+        rows = await self.connector.execute("suspend_task", {"id": task.id, "now": self.clock()})
+        if not rows:
+            current = await self.get(task.id)
+            raise Conflict(f"task {task.id} is {current.state}; only a waiting task is suspended")
+        changed = task_from_row(rows[0])
+        await self._changed([changed.id])
+        if changed.reservation is not None:  # the tasks behind it in line may go first
+            await self.connector.notify(CHANNEL_DUE, RESERVED)
+        return changed
+
+    async def resume(self, task_id: str, *, tenant: str | None = None) -> Task:
+        """Let a suspended task wait again (queued, or scheduled until its time). A task
+        that is not suspended is a `Conflict`."""
+        task = await self.get(task_id, tenant=tenant)
+        rows = await self.connector.execute("resume_task", {"id": task.id, "now": self.clock()})
+        if not rows:
+            current = await self.get(task.id)
+            raise Conflict(f"task {task.id} is {current.state}, not suspended")
+        changed = task_from_row(rows[0])
+        await self._changed([changed.id])
+        await self.connector.notify(CHANNEL_DUE, "" if changed.reservation is None else RESERVED)
         return changed
 
     async def delete(self, task_id: str, *, tenant: str | None = None) -> None:
-        """Delete an ended task and its log. A task still going is a `Conflict`."""
+        """Delete an ended task (in the hot table or in history) and its log. A task
+        still going is a `Conflict`."""
         task = await self.get(task_id, tenant=tenant)
+        key = {"id": task.id}
         results = await self.connector.execute_batch(
-            [Step("delete_task", {"id": task.id}), Step("delete_task_log", {"id": task.id})]
+            [
+                Step("delete_archived_task" if task.archived else "delete_task", key),
+                Step("delete_task_log", key),
+                Step("delete_task_resources", key),
+            ]
         )
         if not results[0]:
             raise Conflict(f"task {task.id} is {task.state}; only an ended task can be deleted")
@@ -356,10 +465,11 @@ class TaskService(WorkerSide):
         types: Iterable[str] = (),
         finished_before: datetime | None = None,
     ) -> int:
-        """Delete the ended tasks (and their logs) in ``states`` and of ``types`` (empty:
-        any ended one) that finished before ``finished_before``; return how many. Tasks
-        still going are never touched. Goes in batches of `PURGE_BATCH`, each its own
-        short transaction, yielding between them."""
+        """Delete the ended tasks (and their logs), in the hot table and in history, in
+        ``states`` and of ``types`` (empty: any ended one) that finished before
+        ``finished_before``; return how many. Tasks still going are never touched. Goes
+        in batches of `PURGE_BATCH`, each its own short transaction, yielding between
+        them."""
         wanted = sorted({s.value for s in states})
         unended = [s for s in wanted if State(s) not in TERMINAL]
         if unended:
@@ -385,18 +495,35 @@ class TaskService(WorkerSide):
             params["finished_before"] = finished_before.timestamp()
             fragments.append("finished_before")
         total = 0
-        while True:
-            rows = await self.connector.fetch_all("purgeable_tasks", params, tuple(fragments))
-            ids = dumps([r["id"] for r in rows])
-            if rows:
-                deleted, _ = await self.connector.execute_batch(
-                    [Step("purge_tasks", {"ids": ids}), Step("purge_task_logs", {"ids": ids})]
-                )
-                total += len(deleted)
-            if len(rows) < PURGE_BATCH:
-                return total
-            params["after_id"] = rows[-1]["id"]
-            await asyncio.sleep(0)  # let other requests in between batches
+        for find, delete in (
+            ("purgeable_tasks", "purge_tasks"),
+            ("purgeable_history", "purge_history"),
+        ):
+            params["after_id"] = ""
+            while True:
+                started = time.monotonic()
+                rows = await self.connector.fetch_all(find, params, tuple(fragments))
+                if rows:
+                    total += await self.delete_ids(delete, [r["id"] for r in rows])
+                if len(rows) < PURGE_BATCH:
+                    break
+                params["after_id"] = rows[-1]["id"]
+                await pace(time.monotonic() - started)
+        return total
+
+    async def delete_ids(self, query: str, ids: Sequence[str]) -> int:
+        """Delete the tasks ``ids`` with ``query`` (``purge_tasks``: ended ones of the hot
+        table; ``purge_history``), their logs and reservations, in one transaction; how
+        many went."""
+        text = dumps(list(ids))
+        deleted, _, _ = await self.connector.execute_batch(
+            [
+                Step(query, {"ids": text}),
+                Step("purge_task_logs", {"ids": text}),
+                Step("purge_task_resources", {"ids": text}),
+            ]
+        )
+        return len(deleted)
 
     async def wait(
         self,
@@ -494,7 +621,8 @@ class TaskService(WorkerSide):
         """
         task = await self.get(task_id, tenant=tenant)
         rows = await self.connector.execute(
-            "acknowledge_task", {"id": task.id, "user": user, "now": self.clock()}
+            "acknowledge_archived_task" if task.archived else "acknowledge_task",
+            {"id": task.id, "user": user, "now": self.clock()},
         )
         if not rows:
             return await self.get(task.id)
@@ -559,6 +687,13 @@ class TaskService(WorkerSide):
 
 
 # -- helpers ----------------------------------------------------------------------
+
+
+async def pace(took: float) -> None:
+    """Between two batches of a long purge or archive: as long as the last one took, at
+    least `PACE` seconds, so that it leaves the store to the API and the workers (in
+    this process or another) at least half the time."""
+    await asyncio.sleep(max(PACE, took))
 
 
 def _fingerprint(type: str, params: Mapping[str, Any], object_id: str | None) -> str:

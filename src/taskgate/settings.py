@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import pydantic
 
+from taskgate.durations import parse_duration
 from taskgate.errors import ConfigurationError
 from taskgate.ids import node_name
 
@@ -78,6 +79,19 @@ class Settings(pydantic.BaseModel):
     store that runs the reaper) and, once it is, between its checks that it still is.
     On PostgreSQL a scheduler that stops checking (frozen) loses the role after five of
     these (at least 1 s); one that dies loses it at once."""
+    archive_after: float = pydantic.Field(86400.0, ge=0)
+    """Seconds an ended task stays in the hot table before it moves to history (``7d``,
+    ``never``; an operation may say otherwise)."""
+    purge_after: float = pydantic.Field(30 * 86400.0, ge=0)
+    """Seconds after its end an ended task is deleted, with its log (``90d``,
+    ``never``; an operation may say otherwise). Shorter than ``archive_after``: deleted
+    from the hot table, never archived."""
+    retention_interval: float = pydantic.Field(60.0, gt=0)
+    """Seconds between the scheduler's retention passes (archive, then purge), which go
+    on at once while a pass finds a full batch."""
+    priority_aging: float = pydantic.Field(300.0, gt=0)
+    """Seconds a due task may wait behind higher priorities: then it is raised to the
+    highest priority waiting, so that low priority never starves (``never``: strict)."""
     cancel_grace: float = pydantic.Field(5.0, ge=0)
     """Seconds a canceled or timed-out handler has to stop before it is ended by force."""
     shutdown_grace: float = pydantic.Field(20.0, ge=0)
@@ -104,6 +118,15 @@ class Settings(pydantic.BaseModel):
     tls_keyfile: str | None = None
     tls_self_signed: bool = False
     """Serve HTTPS with a certificate made on the spot (for trying it; prints the CA)."""
+
+    @pydantic.field_validator(
+        "archive_after", "purge_after", "retention_interval", "priority_aging", mode="before"
+    )
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        if isinstance(value, str):
+            return parse_duration(value, never=True)
+        return value
 
     @pydantic.field_validator("dialects", mode="before")
     @classmethod

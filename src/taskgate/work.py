@@ -9,6 +9,7 @@ nothing.
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
@@ -16,7 +17,15 @@ from typing import Any
 
 from taskgate.errors import InvalidRequest
 from taskgate.model import LOG_LEVELS, TERMINAL, WORKER_LOST, ErrorInfo, State, Task
-from taskgate.storage.connector import CHANNEL_CHANGED, CHANNEL_DUE, Connector, Row, Step
+from taskgate.reservations import candidates, choose
+from taskgate.storage.connector import (
+    CHANNEL_CHANGED,
+    CHANNEL_DUE,
+    RESERVED,
+    Connector,
+    Row,
+    Step,
+)
 from taskgate.storage.rows import dumps, task_from_row
 
 
@@ -82,8 +91,36 @@ class WorkerSide:
         await self._changed([t.id for t in tasks])
         return tasks
 
+    async def claim_reserved(self, worker: str, limit: int, lease: float) -> builtins.list[Task]:
+        """Take up to ``limit`` due tasks that reserve resources or count against limits,
+        none of which conflicts with a task that runs or waits ahead of it in line
+        (`taskgate.reservations`)."""
+        now = self.clock()
+        waiting, holding = await asyncio.gather(
+            self.connector.fetch_all("reserved_candidates", {"now": now}),
+            self.connector.fetch_all("reservation_holders", {}),
+        )
+        holders = {(str(r["mode"]), str(r["resource"])): int(r["holders"]) for r in holding}
+        chosen = choose(candidates(waiting), holders, limit)
+        if not chosen:
+            return []
+        params = {
+            "ids": dumps(chosen),
+            "worker": worker,
+            "now": now,
+            "lease_expires_at": now + lease,
+        }
+        _, rows = await self.connector.execute_batch(
+            [Step("lock_reserved_claims"), Step("claim_reserved_tasks", params)]
+        )
+        tasks = sorted((task_from_row(r) for r in rows), key=lambda t: (-t.priority, t.id))
+        await self._changed([t.id for t in tasks])
+        return tasks
+
     async def next_due_at(self) -> float | None:
-        row = await self.connector.fetch_one("next_due_at", {})
+        """When the next waiting task falls due; a reserved task due already, which
+        waits for another to end, counts for nothing (that end notifies)."""
+        row = await self.connector.fetch_one("next_due_at", {"now": self.clock()})
         return None if row is None or row["due_at"] is None else float(row["due_at"])
 
     async def register_worker(self, worker: str, *, pid: int, concurrency: int) -> None:
@@ -234,6 +271,8 @@ class WorkerSide:
         if not rows:
             return None
         await self._changed([task.id])
+        if task.reservation is not None:  # the tasks waiting for what it held may go
+            await self.connector.notify(CHANNEL_DUE, RESERVED)
         return task_from_row(rows[0])
 
     async def retry(self, task: Task, *, delay: float, error: ErrorInfo) -> Task | None:
@@ -253,7 +292,7 @@ class WorkerSide:
         if not rows:
             return None
         await self._changed([task.id])
-        await self.connector.notify(CHANNEL_DUE)
+        await self.connector.notify(CHANNEL_DUE, "" if task.reservation is None else RESERVED)
         return task_from_row(rows[0])
 
     async def recover_lost(self, *, worker: str | None = None) -> builtins.list[Task]:
@@ -285,10 +324,35 @@ class WorkerSide:
             else:
                 line = "worker lost: it stopped renewing its lease"
             await self.append_log(t.id, [NewLogLine(line, "error")])
-        if any(t.state is State.QUEUED for t in tasks):
+        if any(t.reservation is not None for t in tasks):
+            await self.connector.notify(CHANNEL_DUE, RESERVED)
+        elif any(t.state is State.QUEUED for t in tasks):
             await self.connector.notify(CHANNEL_DUE)
         await self._changed([t.id for t in tasks])
         return tasks
+
+    async def promote_starved(self, aging: float, *, limit: int = 500) -> builtins.list[str]:
+        """Raise the tasks due for more than ``aging`` seconds behind higher priorities
+        to the highest priority waiting, so that they start before anything due after
+        them; their ids. Each says so in its log."""
+        row = await self.connector.fetch_one("top_waiting_priority", {})
+        if row is None or row["priority"] is None:
+            return []
+        now = self.clock()
+        top = int(row["priority"])
+        rows = await self.connector.execute(
+            "promote_starved",
+            {"top": top, "starved_before": now - aging, "now": now, "limit": limit},
+        )
+        ids = [str(r["id"]) for r in rows]
+        for task_id in ids:
+            line = (
+                f"waited more than {aging:g} s behind higher priorities: priority raised to {top}"
+            )
+            await self.append_log(task_id, [NewLogLine(line, "warning")])
+        if ids:
+            await self.connector.notify(CHANNEL_DUE)
+        return ids
 
 
 def _dumps_or_none(value: Any) -> str | None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from taskgate import App, Context
+from taskgate import App, ConcurrencyLimit, Context
 from taskgate.model import State, Task
 from taskgate.service import TaskService
 
@@ -61,6 +61,20 @@ def make_app() -> App:
     @app.operation("urgent", priority=9)
     def urgent(ctx: Context) -> None:
         """High priority by default."""
+
+    @app.operation("brief", archive_after=10, purge_after=20)
+    def brief(ctx: Context) -> None:
+        """Kept for less time than the store's default."""
+
+    @app.operation("sync", exclusive=["repository:{repository}"], shared=["remote:{remote}"])
+    def sync(ctx: Context, repository: int, remote: int | None = None) -> None:
+        """Holds its repository alone and shares its remote, as pulpcore's sync does."""
+
+    @app.operation(
+        "limited", concurrency=3, limits=[ConcurrencyLimit(2, per="{tenant}", name="tenants")]
+    )
+    def limited(ctx: Context) -> None:
+        """At most 3 at once in all, 2 per tenant."""
 
     return app
 

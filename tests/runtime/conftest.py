@@ -57,18 +57,18 @@ class CountingConnector:
         return self.writes.get(query, 0)
 
     async def execute(
-        self, query: str, params: Params, *, notify: str | None = None
+        self, query: str, params: Params, *, notify: str | None = None, payload: str = ""
     ) -> list[dict[str, Any]]:
         self.writes[query] = self.writes.get(query, 0) + 1
-        return await self.inner.execute(query, params, notify=notify)
+        return await self.inner.execute(query, params, notify=notify, payload=payload)
 
     async def execute_batch(
-        self, steps: Any, *, notify: str | None = None
+        self, steps: Any, *, notify: str | None = None, payload: str = ""
     ) -> list[list[dict[str, Any]]]:
         for step in steps:
             assert isinstance(step, Step)
             self.writes[step.query] = self.writes.get(step.query, 0) + 1
-        return await self.inner.execute_batch(steps, notify=notify)
+        return await self.inner.execute_batch(steps, notify=notify, payload=payload)
 
 
 @pytest.fixture(autouse=True)

@@ -48,6 +48,7 @@ def task(n: int, **values: Any) -> dict[str, Any]:
         "parent_id": None,
         "schedule_id": None,
         "labels": None,
+        "resources": None,
         "created_at": T,
         "scheduled_at": None,
         "due_at": T,
@@ -118,6 +119,10 @@ class Pair:
                 if table == "tasks"
                 else [r for lines in self.memory.logs.values() for r in lines.values()]
                 if table == "task_logs"
+                else list(self.memory.history.values())
+                if table == "task_history"
+                else [r for held in self.memory.resources.values() for r in held.values()]
+                if table == "task_resources"
                 else list(getattr(self.memory, table).values())  # a dict named as the table
             )
             assert typed(sorted(mine, key=_key)) == typed(sorted(real, key=_key)), table
@@ -221,7 +226,7 @@ async def test_a_task_through_its_life(pair: Pair) -> None:
             )
         ]
     )
-    await pair.fetch_one("next_due_at", {})
+    await pair.fetch_one("next_due_at", {"now": T})
     claim = {"worker": "w1", "now": T + 1, "lease_expires_at": T + 31}
     claimed = await pair.execute("claim_tasks", {**claim, "limit": 2})
     assert {r["id"] for r in claimed} == {tid(2), tid(1)}  # priority, then due time
@@ -273,14 +278,14 @@ async def test_a_task_through_its_life(pair: Pair) -> None:
     await pair.execute("expire_worker_leases", {"worker": "w2", "now": T + 61})
     await pair.execute("recover_lost_tasks", {"now": T + 62, "error": '{"type": "WorkerLost"}'})
     await pair.execute("recover_lost_tasks", {"now": T + 62, "error": '{"type": "WorkerLost"}'})
-    await pair.fetch_one("next_due_at", {})
+    await pair.fetch_one("next_due_at", {"now": T})
     pair.same_tables()
     for n in range(1, 5):
         await pair.batch(
             [Step("delete_task", {"id": tid(n)}), Step("delete_task_log", {"id": tid(n)})]
         )
     pair.same_tables()
-    await pair.fetch_one("next_due_at", {})
+    await pair.fetch_one("next_due_at", {"now": T})
 
 
 async def test_a_lost_task_in_each_case(pair: Pair) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from taskgate.model import (
     ACTIVE,
+    PENDING,
     TERMINAL,
     TRANSITIONS,
     WAITING,
@@ -23,6 +24,7 @@ from taskgate.model import (
 )
 
 Q, S, R, C = State.QUEUED, State.SCHEDULED, State.RUNNING, State.CANCELING
+SUS = State.SUSPENDED
 OK, FAIL, CXL, TO = State.SUCCEEDED, State.FAILED, State.CANCELED, State.TIMED_OUT
 
 ALLOWED = {
@@ -31,6 +33,11 @@ ALLOWED = {
     (S, R),
     (S, CXL),
     (S, Q),  # its time came
+    (Q, SUS),  # suspended before it ran
+    (S, SUS),
+    (SUS, Q),  # resumed
+    (SUS, S),  # resumed before its time
+    (SUS, CXL),
     (R, OK),
     (R, FAIL),
     (R, TO),
@@ -45,10 +52,11 @@ ALLOWED = {
 }
 
 
-def test_the_eight_states() -> None:
+def test_the_nine_states() -> None:
     assert [s.value for s in State] == [
         "queued",
         "scheduled",
+        "suspended",
         "running",
         "canceling",
         "succeeded",
@@ -63,8 +71,9 @@ def test_terminal_active_and_waiting_sets() -> None:
     assert {OK, FAIL, CXL, TO} == TERMINAL
     assert {R, C} == ACTIVE
     assert {Q, S} == WAITING
+    assert {Q, S, SUS} == PENDING
     assert all(s.terminal == (s in TERMINAL) for s in State)
-    assert not (TERMINAL & ACTIVE) and not (TERMINAL & WAITING) and not (ACTIVE & WAITING)
+    assert not (TERMINAL & ACTIVE) and not (TERMINAL & PENDING) and not (ACTIVE & PENDING)
 
 
 @pytest.mark.parametrize(
@@ -85,9 +94,9 @@ def test_nothing_leaves_a_terminal_state_and_nothing_stays() -> None:
 
 
 def test_sources_in_declaration_order() -> None:
-    assert sources(CXL) == (Q, S, R, C)
+    assert sources(CXL) == (Q, S, SUS, R, C)
     assert sources(R) == (Q, S)
-    assert sources(Q) == (S, R)
+    assert sources(Q) == (S, SUS, R)
 
 
 def test_times_round_trip() -> None:

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -18,9 +17,9 @@ from typing import Any
 import click
 import orjson
 
+from taskgate import durations
+
 _KEY = re.compile(r"^[A-Za-z_][\w.\-]*$")
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h|d)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 def parse_value(text: str) -> Any:
@@ -73,15 +72,10 @@ def parse_labels(items: Iterable[str], *, option: str = "--label") -> dict[str, 
 
 def parse_duration(text: str, *, option: str) -> float:
     """Seconds from ``90``, ``1.5``, ``250ms``, ``90s``, ``5m``, ``2h`` or ``1d``."""
-    match = _DURATION.match(text)
-    if match is None:
-        raise click.BadParameter(
-            f"{text!r} is not a duration (like 30, 30s, 5m, 2h)", param_hint=option
-        )
-    seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
-    if not math.isfinite(seconds):
-        raise click.BadParameter(f"{text!r} is too long", param_hint=option)
-    return seconds
+    try:
+        return durations.parse_duration(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=option) from None
 
 
 def duration_callback(

@@ -18,7 +18,7 @@ from typing import Any, Literal
 import orjson
 
 from taskgate.app import Operation
-from taskgate.context import Context
+from taskgate.context import Context, Family
 from taskgate.errors import (
     ConfigurationError,
     InvalidParameters,
@@ -119,6 +119,7 @@ class Execution:
         "abandon_timer",
         "buffer",
         "context",
+        "family",
         "flush_lock",
         "force_timer",
         "handle",
@@ -135,11 +136,14 @@ class Execution:
         operation: Operation | None,
         buffer: ReportBuffer,
         loop: asyncio.AbstractEventLoop,
+        family: Family | None = None,
     ) -> None:
         self.task = task
         self.operation = operation
         self.buffer = buffer
-        self.context = Context(task, buffer)
+        self.family = family
+        """Spawns and waits for the attempt's children (`taskgate.runtime.family`)."""
+        self.context = Context(task, buffer, family)
         self.outcome: asyncio.Future[Outcome] = loop.create_future()
         self.stop_reason: StopReason | None = None
         self.handle: Any = None

@@ -11,8 +11,10 @@ Over the same pipe the worker forwards a cancel request, which the child turns i
 ``ctx.cancel_requested``. After the grace period the worker kills the child (SIGTERM,
 then SIGKILL). A child whose worker dies sees its pipe close and exits at once.
 
-Messages, child to worker: ``("report", Report)``, ``("outcome", Outcome)``; worker to
-child: ``("cancel",)``.
+Messages, child to worker: ``("report", Report)``, ``("outcome", Outcome)``, and a
+child task's spawn or wait, ``("call", n, method, args)``; worker to child:
+``("cancel",)`` and the answer to call n, ``("reply", n, ok, value)``
+(`taskgate.runtime.family`).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from taskgate.errors import ConfigurationError
 from taskgate.model import ErrorInfo, Task
 from taskgate.runtime.buffer import ReportBuffer
 from taskgate.runtime.execution import Execution, Outcome, forced, raised, returned
+from taskgate.runtime.family import PipeFamily, WorkerFamily, answer
 
 log = logging.getLogger("taskgate.worker")
 
@@ -76,6 +79,7 @@ class ProcessRun:
         self._killed = False
         self._exited = False
         self._cancel_requested = False
+        self._calls: set[asyncio.Task[None]] = set()
 
     @property
     def pid(self) -> int | None:
@@ -171,6 +175,21 @@ class ProcessRun:
             self.execution.buffer.merge(message[1])
         elif kind == "outcome":
             self.execution.settle(message[1])
+        elif kind == "call":
+            call = self._loop.create_task(self._answer(*message[1:]))
+            self._calls.add(call)
+            call.add_done_callback(self._calls.discard)
+
+    async def _answer(self, n: int, method: str, args: tuple[Any, ...]) -> None:
+        family = self.execution.family
+        if not isinstance(family, WorkerFamily):
+            ok, value = False, ("ConfigurationError", "this worker cannot spawn children")
+        else:
+            ok, value = await answer(family, method, args)
+        conn = self._conn
+        if conn is not None and not conn.closed and not self._exited:
+            with contextlib.suppress(OSError, ValueError):
+                conn.send(("reply", n, ok, value))
 
     def _on_exit(self, code: int | None) -> None:
         self._exited = True
@@ -237,7 +256,8 @@ def child_main(
         return
 
     buffer = ReportBuffer(task)
-    ctx = Context(task, buffer)
+    family = PipeFamily(send)
+    ctx = Context(task, buffer, family)
 
     def read() -> None:
         try:
@@ -245,7 +265,10 @@ def child_main(
                 message = conn.recv()
                 if message and message[0] == "cancel":
                     ctx._request_cancel()
+                elif message and message[0] == "reply":
+                    family.reply(*message[1:])
         except (EOFError, OSError):
+            family.close()
             if not done.is_set():
                 _exit(PARENT_GONE_EXIT)  # the worker is gone: nobody owns this run now
 

@@ -14,6 +14,11 @@
   (`taskgate.schedules`), also only on the scheduler. It sleeps until the next run is
   due, at most ``schedule_interval`` seconds (so it sees ended runs within that), and
   wakes as soon as a ``schedules`` notification says a schedule was created or changed.
+- `retention` moves ended tasks to history and deletes them when their time has come
+  (`taskgate.retention`), every ``retention_interval`` seconds, and at once again while
+  a pass leaves work behind.
+- `aging` raises tasks that waited ``priority_aging`` seconds behind higher priorities
+  (`taskgate.work.WorkerSide.promote_starved`), every tenth of that (at most 10 s).
 """
 
 from __future__ import annotations
@@ -21,10 +26,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 from collections.abc import Callable, Collection
 
 from taskgate.errors import StorageError
+from taskgate.retention import RetentionService
 from taskgate.schedules import ScheduleService
 from taskgate.service import TaskService
 from taskgate.settings import Settings
@@ -116,3 +123,29 @@ async def schedules(service: ScheduleService, worker_id: str, interval: float) -
                 await asyncio.wait_for(changed.wait(), delay)
     finally:
         connector.remove_listener(on_notification)
+
+
+async def retention(service: RetentionService, worker_id: str, interval: float) -> None:
+    """Archive and purge expired tasks until cancelled; the first pass is at once."""
+    while True:
+        more = False
+        try:
+            more = (await service.run()).more
+        except StorageError as exc:
+            log.warning("worker %s: the retention pass failed: %s", worker_id, exc)
+        await asyncio.sleep(0.0 if more else interval)
+
+
+async def aging(service: TaskService, worker_id: str, after: float) -> None:
+    """Raise starved tasks until cancelled (``after`` infinite: never)."""
+    if math.isinf(after):
+        return
+    while True:
+        await asyncio.sleep(min(after / 10, 10.0))
+        try:
+            raised = await service.promote_starved(after)
+        except StorageError as exc:
+            log.warning("worker %s: raising starved tasks failed: %s", worker_id, exc)
+            continue
+        if raised:
+            log.info("%d tasks waited over %g s: raised to the top priority", len(raised), after)

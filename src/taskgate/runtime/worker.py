@@ -40,20 +40,22 @@ from typing import Any
 from taskgate.app import App
 from taskgate.errors import StorageError, StorageUnavailable, TaskNotFound
 from taskgate.model import ACTIVE, State, Task
+from taskgate.retention import RetentionService
 from taskgate.runtime.buffer import ReportBuffer
 from taskgate.runtime.elector import Elector
 from taskgate.runtime.ending import decide, store_ending
 from taskgate.runtime.execution import Execution, Outcome, StopReason
+from taskgate.runtime.family import WorkerFamily
 from taskgate.runtime.flag import Flag
 from taskgate.runtime.isolation import Launcher
 from taskgate.runtime.process import KILL_WAIT
 from taskgate.runtime.reporter import Reporter
-from taskgate.runtime.upkeep import heartbeats, reaper, schedules
+from taskgate.runtime.upkeep import aging, heartbeats, reaper, retention, schedules
 from taskgate.schedules import ScheduleService
 from taskgate.service import TaskService
 from taskgate.settings import Settings
 from taskgate.storage import connect_settings
-from taskgate.storage.connector import CHANNEL_CHANGED, CHANNEL_DUE
+from taskgate.storage.connector import CHANNEL_CHANGED, CHANNEL_DUE, RESERVED
 
 log = logging.getLogger("taskgate.worker")
 
@@ -95,6 +97,9 @@ class Worker:
         self._executing = 0
         self._wake = Flag()
         """Tasks may have become due."""
+        self._reserved_due = True
+        """Tasks that reserve resources may be claimable: one was submitted, a
+        reservation was released, or a timer or the safety poll woke the claim loop."""
         self._slot = Flag()
         """A slot came free (or an ending was stored)."""
         self._changed = Flag()
@@ -194,6 +199,17 @@ class Worker:
                     self.worker_id,
                     settings.schedule_interval,
                 ),
+                functools.partial(
+                    retention,
+                    RetentionService(
+                        self.service,
+                        archive_after=settings.archive_after,
+                        purge_after=settings.purge_after,
+                    ),
+                    self.worker_id,
+                    settings.retention_interval,
+                ),
+                functools.partial(aging, self.service, self.worker_id, settings.priority_aging),
             ],
             interval=settings.leader_interval,
         )
@@ -350,15 +366,15 @@ class Worker:
                 limit = self._capacity()
             self._wake.clear()
             try:
-                tasks = await self.service.claim(self.worker_id, limit, settings.lease)
+                tasks = await self._claim_reserved(limit)
+                if len(tasks) < limit:
+                    tasks += await self._claim(limit - len(tasks))
             except Exception as exc:
                 failures += 1
                 log.warning("worker %s: claiming failed: %s", self.worker_id, exc)
                 await self._wait_wake(min(0.05 * 2**failures, settings.poll_interval))
                 continue
             failures = 0
-            for task in tasks:
-                self._start(task)
             if self._stopping or len(tasks) >= limit:
                 continue
             if tasks:
@@ -376,6 +392,29 @@ class Worker:
             if timeout > 0:
                 await self._wait_wake(timeout)
 
+    async def _claim_reserved(self, limit: int) -> list[Task]:
+        """Claim reserved tasks when some may be claimable (and start them)."""
+        if not self._reserved_due:
+            return []
+        self._reserved_due = False
+        try:
+            tasks = await self.service.claim_reserved(self.worker_id, limit, self.settings.lease)
+        except BaseException:
+            self._reserved_due = True
+            raise
+        if len(tasks) >= limit:
+            self._reserved_due = True  # there may be more
+        for task in tasks:
+            self._start(task)
+        return tasks
+
+    async def _claim(self, limit: int) -> list[Task]:
+        """Claim tasks that reserve nothing (and start them)."""
+        tasks = await self.service.claim(self.worker_id, limit, self.settings.lease)
+        for task in tasks:
+            self._start(task)
+        return tasks
+
     async def _gather_slots(self, wanted: int, timeout: float) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -387,7 +426,8 @@ class Worker:
             await self._slot.wait(remaining)
 
     async def _wait_wake(self, timeout: float) -> None:
-        await self._wake.wait(timeout)
+        if not await self._wake.wait(timeout):
+            self._reserved_due = True  # a timer or the safety poll: look at everything
 
     # -- running a task -----------------------------------------------------------
 
@@ -397,7 +437,7 @@ class Worker:
         self.claimed += 1
         operation = self.service.app.operations.get(task.type)
         buffer = ReportBuffer(task, clock=self.service.clock)
-        execution = Execution(task, operation, buffer, loop)
+        execution = Execution(task, operation, buffer, loop, WorkerFamily(self.service, task, loop))
         reporter.attach(execution)
         previous = self._running.get(task.id)
         if previous is not None:  # an older attempt here lost the task, which came back
@@ -529,6 +569,8 @@ class Worker:
 
     def _on_notification(self, channel: str, payload: str) -> None:
         if channel == CHANNEL_DUE:
+            if payload and RESERVED in payload.split(","):
+                self._reserved_due = True
             self._wake.set()
             return
         if channel != CHANNEL_CHANGED or not self._running:

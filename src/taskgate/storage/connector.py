@@ -37,7 +37,9 @@ Listener = Callable[[str, str], None]
 """Called with (channel, payload) for every notification, on the connector's loop."""
 
 CHANNEL_DUE = "due"
-"""Tasks became due: workers should claim. Payload unused."""
+"""Tasks became due: workers should claim. Payload `RESERVED` when they (or some) reserve
+resources or count against limits, or a reservation was released; else empty."""
+RESERVED = "reserved"
 CHANNEL_CHANGED = "changed"
 """Tasks changed: payload is a comma-separated list of task ids."""
 CHANNEL_KEYS = "keys"
@@ -69,13 +71,16 @@ class Connector(Protocol):
         self, query: str, params: Params, fragments: tuple[str, ...] = ()
     ) -> list[Row]: ...
 
-    async def execute(self, query: str, params: Params, *, notify: str | None = None) -> list[Row]:
+    async def execute(
+        self, query: str, params: Params, *, notify: str | None = None, payload: str = ""
+    ) -> list[Row]:
         """Run one write; return the rows of its RETURNING clause (or []). ``notify``:
-        a channel told (empty payload) once the write has committed, as `notify` would;
-        PostgreSQL sends it in the write's own transaction, with no round trip of its own."""
+        a channel told (with ``payload``) once the write has committed, as `notify`
+        would; PostgreSQL sends it in the write's own transaction, with no round trip of
+        its own."""
 
     async def execute_batch(
-        self, steps: Sequence[Step], *, notify: str | None = None
+        self, steps: Sequence[Step], *, notify: str | None = None, payload: str = ""
     ) -> list[list[Row]]:
         """Run the steps in one transaction, all or nothing; rows per step. ``notify``
         as for `execute`."""

@@ -24,23 +24,41 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from taskgate.errors import ConfigurationError, StorageError, StorageUnavailable
-from taskgate.storage import memory_queries, memory_schedules, migrations
+from taskgate.storage import memory_orchestration, memory_queries, memory_schedules, migrations
 from taskgate.storage.connector import Listener, Params, Row, Step
 from taskgate.storage.leadership import TIMEOUT, Candidate, Candidates, LeaseLeadership
-from taskgate.storage.memory_queries import Bound, Composed, Fragment, Statement, affinity
+from taskgate.storage.memory_queries import (
+    ENDED,
+    Bound,
+    Composed,
+    Fragment,
+    Statement,
+    affinity,
+)
 
 QUERIES: dict[str, Statement] = {
     **memory_queries.QUERIES,
+    **memory_orchestration.QUERIES,
     **{fn.__name__: fn for fn in memory_schedules.SCHEDULE_QUERIES},
 }
 """Every named query, by the name it has in ``sql/sqlite.sql``."""
 FRAGMENTS: dict[str, dict[str, Fragment]] = {
     **memory_queries.FRAGMENTS,
+    **memory_orchestration.FRAGMENTS,
     "list_schedules": memory_schedules.SCHEDULE_FRAGMENTS,
 }
 """The optional ``WHERE`` fragments of the composed queries."""
-COMPOSED: dict[str, Composed] = {**memory_queries.COMPOSED, **memory_schedules.SCHEDULE_COMPOSED}
-WRITES = frozenset(QUERIES) - memory_queries.READS - memory_schedules.SCHEDULE_READS
+COMPOSED: dict[str, Composed] = {
+    **memory_queries.COMPOSED,
+    **memory_orchestration.COMPOSED,
+    **memory_schedules.SCHEDULE_COMPOSED,
+}
+WRITES = (
+    frozenset(QUERIES)
+    - memory_queries.READS
+    - memory_orchestration.READS
+    - memory_schedules.SCHEDULE_READS
+)
 """The statements a read-only connection refuses (SQLite's are ``query_only``)."""
 
 Column = tuple[str, str, bool, Any]
@@ -94,6 +112,19 @@ TASK_COLUMNS: tuple[Column, ...] = (
     ("log_count", "INTEGER", True, 0),
     ("version", "INTEGER", True, 1),
     ("user_id", "INTEGER", False, None),  # 0002_api_keys
+    ("resources", "TEXT", False, None),  # 0007_orchestration
+    ("children", "TEXT", False, None),
+)
+HISTORY_COLUMNS: tuple[Column, ...] = tuple(  # 0007_orchestration: archived is 1 there
+    (name, kind, notnull, 1 if name == "archived" else default)
+    for name, kind, notnull, default in TASK_COLUMNS
+)
+RESOURCE_COLUMNS: tuple[Column, ...] = (  # 0007_orchestration
+    ("task_id", "TEXT", True, None),
+    ("mode", "TEXT", True, None),
+    ("resource", "TEXT", True, None),
+    ("capacity", "INTEGER", False, None),
+    ("held", "INTEGER", True, 1),
 )
 LOG_COLUMNS: tuple[Column, ...] = (
     ("task_id", "TEXT", True, None),
@@ -172,6 +203,8 @@ TABLES: dict[str, tuple[Column, ...]] = {
     "leaders": LEADER_COLUMNS,
     "secrets": SECRET_COLUMNS,
     "schedules": SCHEDULE_COLUMNS,
+    "task_history": HISTORY_COLUMNS,
+    "task_resources": RESOURCE_COLUMNS,
 }
 
 
@@ -193,7 +226,11 @@ class MemoryConnector:
         self.leaders: dict[str, Row] = {}
         self.secrets: dict[str, Row] = {}
         self.schedules: dict[str, Row] = {}
+        self.history: dict[str, Row] = {}
+        self.resources: dict[str, dict[tuple[str, str], Row]] = {}  # by task, (mode, resource)
         self.sorted_ids: list[str] = []  # task ids, sorted: ORDER BY id
+        self.history_ids: list[str] = []  # the same for task_history
+        self.history_upids: dict[str, str] = {}
         self.upid_index: dict[str, str] = {}
         self.key_index: dict[tuple[str, str], str] = {}
         self._version = 0
@@ -263,15 +300,17 @@ class MemoryConnector:
         await asyncio.sleep(0)
         return self._run(query, params, fragments)
 
-    async def execute(self, query: str, params: Params, *, notify: str | None = None) -> list[Row]:
-        return (await self.execute_batch([Step(query, params)], notify=notify))[0]
+    async def execute(
+        self, query: str, params: Params, *, notify: str | None = None, payload: str = ""
+    ) -> list[Row]:
+        return (await self.execute_batch([Step(query, params)], notify=notify, payload=payload))[0]
 
     async def execute_batch(
-        self, steps: Sequence[Step], *, notify: str | None = None
+        self, steps: Sequence[Step], *, notify: str | None = None, payload: str = ""
     ) -> list[list[Row]]:
         if notify is not None:
             done = await self.execute_batch(steps)
-            await self.notify(notify)
+            await self.notify(notify, payload)
             return done
         if not self._open:
             raise StorageUnavailable("the memory store is not open")
@@ -338,6 +377,10 @@ class MemoryConnector:
             return self.secrets.get(key)
         if table == "schedules":
             return self.schedules.get(key)
+        if table == "task_history":
+            return self.history.get(key)
+        if table == "task_resources":
+            return self.resources.get(key[0], {}).get(key[1:])
         return self.workers.get(key)
 
     def _store(self, table: str, key: Any, row: Row | None) -> None:
@@ -376,6 +419,27 @@ class MemoryConnector:
                 self.leaders.pop(key, None)
             else:
                 self.leaders[key] = row
+        elif table == "task_history":
+            old = self.history.get(key)
+            if old is not None:
+                self.history_upids.pop(old["upid"], None)
+            if row is None:
+                if old is not None:
+                    del self.history[key]
+                    del self.history_ids[bisect.bisect_left(self.history_ids, key)]
+                return
+            if old is None:
+                bisect.insort(self.history_ids, key)
+            self.history[key] = row
+            self.history_upids[row["upid"]] = key
+        elif table == "task_resources":
+            held = self.resources.setdefault(key[0], {})
+            if row is None:
+                held.pop(key[1:], None)
+                if not held:
+                    del self.resources[key[0]]
+            else:
+                held[key[1:]] = row
         elif table in ("secrets", "schedules"):
             rows = self.secrets if table == "secrets" else self.schedules
             if row is None:
@@ -399,9 +463,17 @@ class MemoryConnector:
         return row
 
     def update_task(self, old: Row, values: Mapping[str, Any]) -> Row:
-        """Store ``old`` with ``values`` over it; return a copy of the new row."""
+        """Store ``old`` with ``values`` over it; return a copy of the new row.
+
+        As the trigger ``tasks_release_resources`` does, an update that sets the state
+        of a task with reservations to an ended one releases them."""
         row = self.make_row("tasks", values, old)
         self.write("tasks", old["id"], row)
+        if "state" in values and row["resources"] is not None and row["state"] in ENDED:
+            for (mode, resource), held in list(self.resources.get(row["id"], {}).items()):
+                if held["held"] == 1:
+                    released = self.make_row("task_resources", {"held": 0}, held)
+                    self.write("task_resources", (row["id"], mode, resource), released)
         return dict(row)
 
     def select_tasks(self, predicate: Callable[[Row], bool]) -> list[Row]:

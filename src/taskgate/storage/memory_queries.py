@@ -19,6 +19,7 @@ from taskgate.storage.memory_sql import (
     affinity,
     json_each,
     json_extract,
+    json_value,
     sql_eq,
     sql_is_not,
     sql_le,
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
 WAITING = ("queued", "scheduled")
 ACTIVE = ("running", "canceling")
 ENDED = ("succeeded", "failed", "canceled", "timed_out")
+GOING = (*WAITING, "suspended", *ACTIVE)
+"""Not ended: what a cancel request reaches."""
 
 Statement = Callable[["MemoryConnector", "Bound"], list[Row]]
 Composed = Callable[["MemoryConnector", "Bound", tuple[str, ...]], list[Row]]
@@ -46,7 +49,7 @@ TASK_VALUES = (
     "id", "upid", "type", "object_id", "tenant", "user_name", "user_id", "node", "state",
     "params", "max_attempts", "timeout", "retry_on_worker_loss", "priority",
     "idempotency_key", "request_fingerprint", "request_id", "group_id", "parent_id",
-    "schedule_id", "labels", "created_at", "scheduled_at", "due_at",
+    "schedule_id", "labels", "resources", "created_at", "scheduled_at", "due_at",
 )  # fmt: skip
 """The parameters of ``insert_task``."""
 
@@ -97,13 +100,21 @@ def get_tasks(db: MemoryConnector, p: Bound) -> list[Row]:
 
 
 def _list_tasks(db: MemoryConnector, p: Bound, fragments: tuple[str, ...]) -> list[Row]:
+    return newest_first(db.sorted_ids, db.tasks, p, fragments)
+
+
+def newest_first(
+    ids: list[str], table: dict[str, Row], p: Bound, fragments: tuple[str, ...]
+) -> list[Row]:
+    """``SELECT * FROM <table> WHERE <list_tasks fragments> ORDER BY id DESC LIMIT
+    :limit``, given the table's sorted ids."""
     tests = [LIST_FRAGMENTS[name](p) for name in fragments]
     limit = sql_limit(p["limit"])
     rows: list[Row] = []
-    for task_id in reversed(db.sorted_ids):  # ORDER BY id DESC
+    for task_id in reversed(ids):  # ORDER BY id DESC
         if limit is not None and len(rows) >= limit:
             break
-        row = db.tasks[task_id]
+        row = table[task_id]
         if all(test(row) for test in tests):
             rows.append(dict(row))
     return rows
@@ -179,6 +190,31 @@ def _schedule_id(p: Bound) -> Callable[[Row], bool]:
     return lambda row: sql_eq(row["schedule_id"], schedule_id)
 
 
+def by_group(p: Bound) -> Callable[[Row], bool]:
+    group_id = p["group_id"]
+    return lambda row: sql_eq(row["group_id"], group_id)
+
+
+def by_parent(p: Bound) -> Callable[[Row], bool]:
+    parent_id = p["parent_id"]
+    return lambda row: sql_eq(row["parent_id"], parent_id)
+
+
+def _resource(p: Bound) -> Callable[[Row], bool]:
+    """``id IN (SELECT task_id FROM task_resources WHERE resource = :resource AND mode IN
+    ('exclusive', 'shared'))``, from the task's ``resources`` column, which task_resources
+    mirrors."""
+    resource = p["resource"]
+
+    def test(row: Row) -> bool:
+        if row["resources"] is None:
+            return False
+        held = json_value(row["resources"])
+        return any(sql_eq(r, resource) for r in (*held["exclusive"], *held["shared"]))
+
+    return test
+
+
 LIST_FRAGMENTS: dict[str, Fragment] = {
     "before": _before,
     "since": _since,
@@ -190,6 +226,9 @@ LIST_FRAGMENTS: dict[str, Fragment] = {
     "labels": _labels,
     "acknowledged": _acknowledged,
     "schedule_id": _schedule_id,
+    "group_id": by_group,
+    "parent_id": by_parent,
+    "resource": _resource,
 }
 
 
@@ -238,31 +277,39 @@ def get_log(db: MemoryConnector, p: Bound) -> list[Row]:
 
 def claim_tasks(db: MemoryConnector, p: Bound) -> list[Row]:
     worker, now, lease, limit = p["worker"], p["now"], p["lease_expires_at"], sql_limit(p["limit"])
-    due = db.select_tasks(lambda r: r["state"] in WAITING and sql_le(r["due_at"], now))
+    due = db.select_tasks(
+        lambda r: r["state"] in WAITING and r["resources"] is None and sql_le(r["due_at"], now)
+    )
     due.sort(key=lambda r: (-r["priority"], r["due_at"]))  # stable: ties in rowid order
     if limit is not None:
         due = due[:limit]
-    return [
-        db.update_task(
-            old,
-            {
-                "state": "running",
-                "worker": worker,
-                "attempt": old["attempt"] + 1,
-                "started_at": now,
-                "lease_expires_at": lease,
-                "due_at": None,
-                "updated_at": now,
-                "version": old["version"] + 1,
-            },
-        )
-        for old in due
-    ]
+    return [claim(db, old, worker, now, lease) for old in due]
+
+
+def claim(db: MemoryConnector, old: Row, worker: Any, now: Any, lease: Any) -> Row:
+    """The ``SET`` of the claims: ``old`` running for ``worker``."""
+    values = {
+        "state": "running",
+        "worker": worker,
+        "attempt": old["attempt"] + 1,
+        "started_at": now,
+        "lease_expires_at": lease,
+        "due_at": None,
+        "updated_at": now,
+        "version": old["version"] + 1,
+    }
+    return db.update_task(old, values)
 
 
 def next_due_at(db: MemoryConnector, p: Bound) -> list[Row]:
-    due = [r["due_at"] for r in db.tasks.values() if r["state"] in WAITING]
-    known = [d for d in due if d is not None]
+    now = p["now"]
+    known = [
+        r["due_at"]
+        for r in db.tasks.values()
+        if r["state"] in WAITING
+        and r["due_at"] is not None
+        and (r["resources"] is None or sql_lt(now, r["due_at"]))
+    ]
     return [{"due_at": min(known) if known else None}]
 
 
@@ -387,12 +434,18 @@ def recover_lost_tasks(db: MemoryConnector, p: Bound) -> list[Row]:
 def request_cancel(db: MemoryConnector, p: Bound) -> list[Row]:
     task_id, now = p["id"], p["now"]
     old = db.tasks.get(task_id)
-    if old is None or old["state"] not in (*WAITING, *ACTIVE):
+    if old is None or old["state"] not in GOING:
         return []
-    waiting = old["state"] in WAITING
+    return [cancel(db, old, now)]
+
+
+def cancel(db: MemoryConnector, old: Row, now: Any) -> Row:
+    """The ``SET`` of the cancel requests: a task not started ends, a running one is
+    asked to stop."""
+    running = old["state"] in ACTIVE
     values = {
-        "state": "canceled" if waiting else "canceling",
-        "finished_at": now if waiting else None,
+        "state": "canceling" if running else "canceled",
+        "finished_at": None if running else now,
         "due_at": None,
         "cancel_requested_at": (
             old["cancel_requested_at"] if old["cancel_requested_at"] is not None else now
@@ -401,7 +454,7 @@ def request_cancel(db: MemoryConnector, p: Bound) -> list[Row]:
         "updated_at": now,
         "version": old["version"] + 1,
     }
-    return [db.update_task(old, values)]
+    return db.update_task(old, values)
 
 
 def _acknowledge(db: MemoryConnector, old: Row, now: Any, user: Any) -> Row:
@@ -579,7 +632,7 @@ def delete_task(db: MemoryConnector, p: Bound) -> list[Row]:
 
 def delete_task_log(db: MemoryConnector, p: Bound) -> list[Row]:
     task_id = p["id"]
-    if task_id in db.tasks:  # AND NOT EXISTS (SELECT 1 FROM tasks WHERE id = :id)
+    if task_id in db.tasks or task_id in db.history:  # AND NOT EXISTS (...) AND NOT EXISTS
         return []
     for n in list(db.logs.get(task_id, {})):
         db.write("task_logs", (task_id, n), None)
@@ -630,7 +683,7 @@ def purge_tasks(db: MemoryConnector, p: Bound) -> list[Row]:
 
 def purge_task_logs(db: MemoryConnector, p: Bound) -> list[Row]:
     for _, task_id in json_each(p["ids"]):
-        if task_id in db.tasks:  # AND NOT EXISTS (SELECT 1 FROM tasks ...)
+        if task_id in db.tasks or task_id in db.history:  # AND NOT EXISTS ... (both tables)
             continue
         for n in list(db.logs.get(task_id, {})):
             db.write("task_logs", (task_id, n), None)

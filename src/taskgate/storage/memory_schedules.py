@@ -149,7 +149,10 @@ def ended_schedule_runs(db: MemoryConnector, p: Bound) -> list[Row]:
             continue
         task = db.tasks.get(schedule["last_task_id"])
         if task is None or task["state"] in ENDED:
-            rows.append({**schedule, "last_task_state": None if task is None else task["state"]})
+            # COALESCE(tasks.state, task_history.state): a run in history has ended
+            archived = db.history.get(schedule["last_task_id"])
+            state = task["state"] if task else archived["state"] if archived else None
+            rows.append({**schedule, "last_task_state": state})
     return rows
 
 

@@ -338,15 +338,17 @@ class PostgresConnector:
         except psycopg.Error as exc:
             raise translate(exc) from exc
 
-    async def execute(self, query: str, params: Params, *, notify: str | None = None) -> list[Row]:
-        return (await self.execute_batch([Step(query, params)], notify=notify))[0]
+    async def execute(
+        self, query: str, params: Params, *, notify: str | None = None, payload: str = ""
+    ) -> list[Row]:
+        return (await self.execute_batch([Step(query, params)], notify=notify, payload=payload))[0]
 
     async def execute_batch(
-        self, steps: Sequence[Step], *, notify: str | None = None
+        self, steps: Sequence[Step], *, notify: str | None = None, payload: str = ""
     ) -> list[list[Row]]:
         statements = [(self._sql(step.query, step.fragments), step) for step in steps]
         # the notification goes in the same transaction: heard as it commits
-        notes = [] if notify is None else [(self._channel(notify), "")]
+        notes = [] if notify is None else [(self._channel(notify), payload)]
         try:
             return await self._group.write(statements, notes)
         except psycopg.Error as exc:

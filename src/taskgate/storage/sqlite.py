@@ -213,11 +213,13 @@ class SQLiteConnector:
 
     # -- writes -------------------------------------------------------------------
 
-    async def execute(self, query: str, params: Params, *, notify: str | None = None) -> list[Row]:
-        return (await self.execute_batch([Step(query, params)], notify=notify))[0]
+    async def execute(
+        self, query: str, params: Params, *, notify: str | None = None, payload: str = ""
+    ) -> list[Row]:
+        return (await self.execute_batch([Step(query, params)], notify=notify, payload=payload))[0]
 
     async def execute_batch(
-        self, steps: Sequence[Step], *, notify: str | None = None
+        self, steps: Sequence[Step], *, notify: str | None = None, payload: str = ""
     ) -> list[list[Row]]:
         if self._writer is None:
             raise StorageUnavailable("the SQLite store is not open")
@@ -228,7 +230,7 @@ class SQLiteConnector:
         self._jobs.put(_Job(steps, future, loop))
         rows = await future
         if notify is not None:
-            await self.notify(notify)
+            await self.notify(notify, payload)
         return rows
 
     async def _call_writer(self, fn: Any) -> Any:

@@ -8,14 +8,14 @@
 INSERT INTO tasks (
     id, upid, type, object_id, tenant, user_name, user_id, node, state, params, attempt,
     max_attempts, timeout, retry_on_worker_loss, priority, idempotency_key,
-    request_fingerprint, request_id, group_id, parent_id, schedule_id, labels,
+    request_fingerprint, request_id, group_id, parent_id, schedule_id, labels, resources,
     created_at, scheduled_at, updated_at, due_at
 ) VALUES (
     %(id)s, %(upid)s, %(type)s, %(object_id)s, %(tenant)s, %(user_name)s, %(user_id)s,
     %(node)s, %(state)s, %(params)s, 0, %(max_attempts)s, %(timeout)s,
     %(retry_on_worker_loss)s::integer, %(priority)s, %(idempotency_key)s,
     %(request_fingerprint)s, %(request_id)s, %(group_id)s, %(parent_id)s, %(schedule_id)s,
-    %(labels)s,
+    %(labels)s, %(resources)s,
     %(created_at)s, %(scheduled_at)s, %(created_at)s, %(due_at)s
 )
 ON CONFLICT DO NOTHING
@@ -30,6 +30,16 @@ SELECT version, tenant FROM tasks WHERE id = %(id)s
 
 -- name: get_task_by_upid
 SELECT * FROM tasks WHERE upid = %(upid)s
+
+-- name: get_archived_task
+-- A task in history (read when the hot table has no such id).
+SELECT * FROM task_history WHERE id = %(id)s
+
+-- name: get_archived_task_version
+SELECT version, tenant FROM task_history WHERE id = %(id)s
+
+-- name: get_archived_task_by_upid
+SELECT * FROM task_history WHERE upid = %(upid)s
 
 -- name: get_task_by_idempotency_key
 SELECT * FROM tasks WHERE tenant = %(tenant)s AND idempotency_key = %(idempotency_key)s
@@ -81,6 +91,27 @@ NOT EXISTS (
 -- name: list_tasks.schedule_id
 schedule_id = %(schedule_id)s
 
+-- name: list_tasks.group_id
+group_id = %(group_id)s
+
+-- name: list_tasks.parent_id
+parent_id = %(parent_id)s
+
+-- name: list_tasks.resource
+-- reserves :resource, exclusive or shared
+id IN (
+    SELECT task_id FROM task_resources
+    WHERE resource = %(resource)s AND mode IN ('exclusive', 'shared')
+)
+
+-- name: list_history
+-- A page of tasks in history, newest first: list_tasks's filters, on task_history.
+-- fragments: list_tasks
+SELECT * FROM task_history AS tasks
+WHERE /*where*/
+ORDER BY id DESC
+LIMIT %(limit)s
+
 -- name: list_changes
 -- Tasks in the order they last changed, (updated_at, id), after the position
 -- (:after_ts, :after_id): an events stream's replay. The chosen fragments filter them.
@@ -113,7 +144,7 @@ LIMIT %(limit)s
 -- lock different rows and never wait for one another.
 WITH due AS (
     SELECT id FROM tasks
-    WHERE state IN ('queued', 'scheduled') AND due_at <= %(now)s
+    WHERE state IN ('queued', 'scheduled') AND resources IS NULL AND due_at <= %(now)s
     ORDER BY priority DESC, due_at
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
@@ -131,9 +162,125 @@ FROM due
 WHERE tasks.id = due.id
 RETURNING tasks.*
 
+-- name: lock_reserved_claims
+-- Claims of reserved tasks take turns: this transaction lock, taken before the claim's
+-- statement starts (and so before its snapshot), makes each see what the one before
+-- claimed, on every node. Claims of other tasks never take it.
+SELECT 1 AS locked FROM (SELECT pg_advisory_xact_lock(8386095523530290290)) AS turn
+
+-- name: reserved_candidates
+-- The due tasks that reserve resources or count against limits, with what each
+-- reserves, in submit order: the service chooses among them (taskgate.reservations).
+SELECT t.id, t.priority, t.due_at, r.mode, r.resource, r.capacity
+FROM tasks AS t
+JOIN task_resources AS r ON r.task_id = t.id
+WHERE t.state IN ('queued', 'scheduled') AND t.resources IS NOT NULL
+  AND t.due_at <= %(now)s
+ORDER BY t.id, r.mode, r.resource
+
+-- name: reservation_holders
+-- What the tasks that run hold: holders per (mode, resource).
+SELECT r.mode, r.resource, COUNT(*) AS holders
+FROM task_resources AS r
+JOIN tasks AS o ON o.id = r.task_id
+WHERE r.held = 1 AND o.state IN ('running', 'canceling')
+GROUP BY r.mode, r.resource
+
+-- name: claim_reserved_tasks
+-- Take the chosen reserved tasks (:ids, a JSON array in the order chosen) for :worker,
+-- each only if it still waits, is due, and conflicts with no task that runs and no
+-- task chosen before it (see sqlite.sql). Run after lock_reserved_claims, in its
+-- transaction: it sees every claim committed before it.
+WITH chosen AS MATERIALIZED (
+    SELECT (e.pos - 1)::integer AS pos, e.id
+    FROM jsonb_array_elements_text(%(ids)s::jsonb) WITH ORDINALITY AS e(id, pos)
+), wants AS MATERIALIZED (
+    SELECT chosen.pos, r.task_id, r.mode, r.resource, r.capacity
+    FROM chosen JOIN task_resources AS r ON r.task_id = chosen.id
+), due AS (
+    SELECT t.id FROM chosen JOIN tasks AS t ON t.id = chosen.id
+    WHERE t.state IN ('queued', 'scheduled') AND t.resources IS NOT NULL
+      AND t.due_at <= %(now)s
+      AND NOT EXISTS (
+        SELECT 1 FROM wants AS mine
+        JOIN task_resources AS other ON other.resource = mine.resource AND other.held = 1
+        JOIN tasks AS o ON o.id = other.task_id
+        WHERE mine.task_id = t.id AND mine.mode <> 'limit' AND other.mode <> 'limit'
+          AND (mine.mode = 'exclusive' OR other.mode = 'exclusive')
+          AND o.state IN ('running', 'canceling')
+      )
+      AND NOT EXISTS (
+        SELECT 1 FROM wants AS mine
+        JOIN wants AS other ON other.resource = mine.resource AND other.pos < mine.pos
+        WHERE mine.task_id = t.id AND mine.mode <> 'limit' AND other.mode <> 'limit'
+          AND (mine.mode = 'exclusive' OR other.mode = 'exclusive')
+      )
+      AND NOT EXISTS (
+        SELECT 1 FROM wants AS mine
+        WHERE mine.task_id = t.id AND mine.mode = 'limit' AND mine.capacity <= (
+            SELECT COUNT(*) FROM task_resources AS other
+            JOIN tasks AS o ON o.id = other.task_id
+            WHERE other.resource = mine.resource AND other.held = 1 AND other.mode = 'limit'
+              AND o.state IN ('running', 'canceling')
+        ) + (
+            SELECT COUNT(*) FROM wants AS other
+            WHERE other.resource = mine.resource AND other.mode = 'limit'
+              AND other.pos < mine.pos
+        )
+      )
+    FOR UPDATE OF t SKIP LOCKED
+)
+UPDATE tasks SET
+    state = 'running',
+    worker = %(worker)s,
+    attempt = attempt + 1,
+    started_at = %(now)s,
+    lease_expires_at = %(lease_expires_at)s,
+    due_at = NULL,
+    updated_at = %(now)s,
+    version = version + 1
+FROM due
+WHERE tasks.id = due.id
+RETURNING tasks.*
+
 -- name: next_due_at
--- When the next waiting task becomes due (None when nothing waits).
-SELECT MIN(due_at) AS due_at FROM tasks WHERE state IN ('queued', 'scheduled')
+-- When the next waiting task becomes due (None when nothing waits). A reserved task
+-- already due waits for a conflicting one to end, which notifies: it sets no timer.
+SELECT MIN(due_at) AS due_at FROM (
+    SELECT MIN(due_at) AS due_at FROM tasks
+    WHERE state IN ('queued', 'scheduled') AND resources IS NULL
+    UNION ALL
+    SELECT MIN(due_at) FROM tasks
+    WHERE state IN ('queued', 'scheduled') AND resources IS NOT NULL AND due_at > %(now)s
+) AS waiting
+
+-- name: insert_task_resources
+-- A reservation of a task inserted just before (none when it was not: a replay).
+INSERT INTO task_resources (task_id, mode, resource, capacity)
+SELECT %(task_id)s, %(mode)s, %(resource)s, %(capacity)s::integer
+WHERE EXISTS (SELECT 1 FROM tasks WHERE id = %(task_id)s)
+
+-- name: top_waiting_priority
+-- The highest priority among waiting tasks (None when nothing waits).
+SELECT MAX(priority) AS priority FROM (
+    SELECT MAX(priority) AS priority FROM tasks
+    WHERE state IN ('queued', 'scheduled') AND resources IS NULL
+    UNION ALL
+    SELECT MAX(priority) FROM tasks
+    WHERE state IN ('queued', 'scheduled') AND resources IS NOT NULL
+) AS waiting
+
+-- name: promote_starved
+-- Tasks due since before :starved_before behind higher priorities are raised to :top,
+-- so that they start before anything that became due after them.
+UPDATE tasks SET priority = %(top)s, updated_at = %(now)s, version = version + 1
+WHERE id IN (
+    SELECT id FROM tasks
+    WHERE state IN ('queued', 'scheduled') AND priority < %(top)s
+      AND due_at < %(starved_before)s
+    LIMIT %(limit)s
+)
+RETURNING id, priority
 
 -- name: renew_leases
 -- Only the tasks the worker knows it holds (:ids, a JSON array): a task claimed for it
@@ -216,22 +363,168 @@ WHERE state IN ('running', 'canceling') AND lease_expires_at < %(now)s
 RETURNING *
 
 -- name: request_cancel
--- Waiting tasks end at once; running ones are asked to stop.
+-- Waiting (or suspended) tasks end at once; running ones are asked to stop.
 UPDATE tasks SET
-    state = CASE WHEN state IN ('queued', 'scheduled') THEN 'canceled' ELSE 'canceling' END,
-    finished_at = CASE WHEN state IN ('queued', 'scheduled') THEN %(now)s END,
+    state = CASE WHEN state IN ('running', 'canceling') THEN 'canceling' ELSE 'canceled' END,
+    finished_at = CASE WHEN state IN ('running', 'canceling') THEN NULL ELSE %(now)s END,
     due_at = NULL,
     cancel_requested_at = COALESCE(cancel_requested_at, %(now)s),
     cancel_attempts = cancel_attempts + 1,
     updated_at = %(now)s,
     version = version + 1
-WHERE id = %(id)s AND state IN ('queued', 'scheduled', 'running', 'canceling')
+WHERE id = %(id)s AND state IN ('queued', 'scheduled', 'suspended', 'running', 'canceling')
 RETURNING *
+
+-- name: cancel_tasks
+-- request_cancel for up to :limit tasks still going, in id order after :after_id, that
+-- the chosen fragments select (a group, a parent's children); their ids and states.
+UPDATE tasks SET
+    state = CASE WHEN state IN ('running', 'canceling') THEN 'canceling' ELSE 'canceled' END,
+    finished_at = CASE WHEN state IN ('running', 'canceling') THEN NULL ELSE %(now)s END,
+    due_at = NULL,
+    cancel_requested_at = COALESCE(cancel_requested_at, %(now)s),
+    cancel_attempts = cancel_attempts + 1,
+    updated_at = %(now)s,
+    version = version + 1
+-- the state is tested again outside: a task that ended meanwhile is left as it ended
+WHERE state IN ('queued', 'scheduled', 'suspended', 'running', 'canceling') AND id IN (
+    SELECT id FROM tasks
+    WHERE state IN ('queued', 'scheduled', 'suspended', 'running', 'canceling')
+      AND id > %(after_id)s AND /*where*/
+    ORDER BY id
+    LIMIT %(limit)s
+)
+RETURNING id, state, resources, children
+
+-- name: cancel_tasks.tenant
+tenant = %(tenant)s
+
+-- name: cancel_tasks.group_id
+group_id = %(group_id)s
+
+-- name: cancel_tasks.parent_id
+parent_id = %(parent_id)s
+
+-- name: suspend_task
+-- A waiting task is held: no worker claims it until it is resumed. due_at stays.
+UPDATE tasks SET state = 'suspended', updated_at = %(now)s, version = version + 1
+WHERE id = %(id)s AND state IN ('queued', 'scheduled')
+RETURNING *
+
+-- name: resume_task
+-- A suspended task waits again: queued, or scheduled while its time has not come.
+UPDATE tasks SET
+    state = CASE WHEN due_at > %(now)s THEN 'scheduled' ELSE 'queued' END,
+    updated_at = %(now)s,
+    version = version + 1
+WHERE id = %(id)s AND state = 'suspended'
+RETURNING *
+
+-- name: suspend_tasks
+-- suspend_task for up to :limit waiting tasks in id order after :after_id that the
+-- chosen fragments select; their ids.
+UPDATE tasks SET state = 'suspended', updated_at = %(now)s, version = version + 1
+WHERE state IN ('queued', 'scheduled') AND id IN (
+    SELECT id FROM tasks
+    WHERE state IN ('queued', 'scheduled') AND id > %(after_id)s AND /*where*/
+    ORDER BY id
+    LIMIT %(limit)s
+)
+RETURNING id, resources
+
+-- name: suspend_tasks.tenant
+tenant = %(tenant)s
+
+-- name: suspend_tasks.group_id
+group_id = %(group_id)s
+
+-- name: resume_tasks
+-- resume_task for up to :limit suspended tasks in id order after :after_id that the
+-- chosen fragments select; their ids.
+UPDATE tasks SET
+    state = CASE WHEN due_at > %(now)s THEN 'scheduled' ELSE 'queued' END,
+    updated_at = %(now)s,
+    version = version + 1
+WHERE state = 'suspended' AND id IN (
+    SELECT id FROM tasks
+    WHERE state = 'suspended' AND id > %(after_id)s AND /*where*/
+    ORDER BY id
+    LIMIT %(limit)s
+)
+RETURNING id, resources
+
+-- name: resume_tasks.tenant
+tenant = %(tenant)s
+
+-- name: resume_tasks.group_id
+group_id = %(group_id)s
+
+-- name: group_states
+-- How many tasks of group :group_id are in each state, in the hot table.
+SELECT state, COUNT(*) AS count FROM tasks
+WHERE group_id = %(group_id)s AND /*where*/
+GROUP BY state
+
+-- name: group_states.tenant
+tenant = %(tenant)s
+
+-- name: archived_group_states
+-- The same in history.
+-- fragments: group_states
+SELECT state, COUNT(*) AS count FROM task_history AS tasks
+WHERE group_id = %(group_id)s AND /*where*/
+GROUP BY state
+
+-- name: insert_child_task
+-- A task spawned by the handler of :parent_id, only while attempt :parent_attempt of
+-- :parent_worker holds it; nothing when its idempotency key exists (a retried parent
+-- spawning it again).
+INSERT INTO tasks (
+    id, upid, type, object_id, tenant, user_name, user_id, node, state, params, attempt,
+    max_attempts, timeout, retry_on_worker_loss, priority, idempotency_key,
+    request_fingerprint, request_id, group_id, parent_id, schedule_id, labels, resources,
+    created_at, scheduled_at, updated_at, due_at
+)
+SELECT
+    %(id)s, %(upid)s, %(type)s, %(object_id)s::text, %(tenant)s, %(user_name)s,
+    %(user_id)s::bigint, %(node)s, %(state)s, %(params)s, 0, %(max_attempts)s::integer,
+    %(timeout)s::double precision, %(retry_on_worker_loss)s::integer, %(priority)s::integer,
+    %(idempotency_key)s::text, %(request_fingerprint)s::text, %(request_id)s::text,
+    %(group_id)s::text, %(parent_id)s::text, %(schedule_id)s::text, %(labels)s::text,
+    %(resources)s::text, %(created_at)s::double precision,
+    %(scheduled_at)s::double precision, %(created_at)s::double precision,
+    %(due_at)s::double precision
+WHERE EXISTS (
+    SELECT 1 FROM tasks
+    WHERE id = %(parent_id)s AND worker = %(parent_worker)s
+      AND attempt = %(parent_attempt)s AND state IN ('running', 'canceling')
+)
+ON CONFLICT DO NOTHING
+RETURNING *
+
+-- name: add_child
+-- Record child :child_id (inserted just before) at the end of the children of :id.
+UPDATE tasks SET
+    children = (COALESCE(children, '[]')::jsonb || jsonb_build_array(%(child_id)s::text))::text,
+    updated_at = %(now)s,
+    version = version + 1
+WHERE id = %(id)s AND EXISTS (SELECT 1 FROM tasks AS child WHERE child.id = %(child_id)s)
+RETURNING id
 
 -- name: acknowledge_task
 -- Acknowledge one task (its state is unchanged); no row when it already was: the first
 -- acknowledgment stands.
 UPDATE tasks SET
+    acknowledged_at = %(now)s,
+    acknowledged_by = %(user)s,
+    updated_at = %(now)s,
+    version = version + 1
+WHERE id = %(id)s AND acknowledged_at IS NULL
+RETURNING *
+
+-- name: acknowledge_archived_task
+-- The same for a task in history.
+UPDATE task_history SET
     acknowledged_at = %(now)s,
     acknowledged_by = %(user)s,
     updated_at = %(now)s,
@@ -350,10 +643,22 @@ DELETE FROM tasks
 WHERE id = %(id)s AND state IN ('succeeded', 'failed', 'canceled', 'timed_out')
 RETURNING id
 
+-- name: delete_archived_task
+DELETE FROM task_history WHERE id = %(id)s RETURNING id
+
 -- name: delete_task_log
 -- The log of a task deleted just before, in the same transaction.
 DELETE FROM task_logs
-WHERE task_id = %(id)s AND NOT EXISTS (SELECT 1 FROM tasks WHERE id = %(id)s)
+WHERE task_id = %(id)s
+  AND NOT EXISTS (SELECT 1 FROM tasks WHERE id = %(id)s)
+  AND NOT EXISTS (SELECT 1 FROM task_history WHERE id = %(id)s)
+
+-- name: delete_task_resources
+-- The reservations of a task deleted just before.
+DELETE FROM task_resources
+WHERE task_id = %(id)s
+  AND NOT EXISTS (SELECT 1 FROM tasks WHERE id = %(id)s)
+  AND NOT EXISTS (SELECT 1 FROM task_history WHERE id = %(id)s)
 
 -- name: purgeable_tasks
 -- Up to :limit ended tasks in id order after :after_id that the chosen fragments select.
@@ -375,6 +680,15 @@ type IN (SELECT jsonb_array_elements_text(%(types)s::jsonb))
 -- name: purgeable_tasks.finished_before
 finished_at < %(finished_before)s
 
+-- name: purgeable_history
+-- The same in history.
+-- fragments: purgeable_tasks
+SELECT id FROM task_history AS tasks
+WHERE state IN ('succeeded', 'failed', 'canceled', 'timed_out') AND id > %(after_id)s
+  AND /*where*/
+ORDER BY id
+LIMIT %(limit)s
+
 -- name: purge_tasks
 -- Delete the tasks :ids (a JSON array) that have ended; their ids.
 DELETE FROM tasks
@@ -382,11 +696,96 @@ WHERE id IN (SELECT jsonb_array_elements_text(%(ids)s::jsonb))
   AND state IN ('succeeded', 'failed', 'canceled', 'timed_out')
 RETURNING id
 
+-- name: purge_history
+-- Delete the tasks :ids from history; their ids.
+DELETE FROM task_history
+WHERE id IN (SELECT jsonb_array_elements_text(%(ids)s::jsonb))
+RETURNING id
+
 -- name: purge_task_logs
--- The logs of the tasks :ids that purge_tasks deleted just before, in the same transaction.
+-- The logs of the tasks :ids that purge_tasks or purge_history deleted just before, in
+-- the same transaction.
 DELETE FROM task_logs
 WHERE task_id IN (SELECT jsonb_array_elements_text(%(ids)s::jsonb))
   AND NOT EXISTS (SELECT 1 FROM tasks WHERE tasks.id = task_logs.task_id)
+  AND NOT EXISTS (SELECT 1 FROM task_history WHERE task_history.id = task_logs.task_id)
+
+-- name: purge_task_resources
+-- Their reservations.
+DELETE FROM task_resources
+WHERE task_id IN (SELECT jsonb_array_elements_text(%(ids)s::jsonb))
+  AND NOT EXISTS (SELECT 1 FROM tasks WHERE tasks.id = task_resources.task_id)
+  AND NOT EXISTS (SELECT 1 FROM task_history WHERE task_history.id = task_resources.task_id)
+
+-- name: ended_types
+-- The operations of the ended tasks in the hot table, one index probe each.
+WITH RECURSIVE found (type) AS (
+    SELECT MIN(type) FROM tasks
+    WHERE state IN ('succeeded', 'failed', 'canceled', 'timed_out')
+    UNION ALL
+    SELECT (
+        SELECT MIN(type) FROM tasks
+        WHERE state IN ('succeeded', 'failed', 'canceled', 'timed_out') AND type > found.type
+    ) FROM found WHERE found.type IS NOT NULL
+)
+SELECT type FROM found WHERE type IS NOT NULL
+
+-- name: archived_types
+-- The operations of the tasks in history, one index probe each.
+WITH RECURSIVE found (type) AS (
+    SELECT MIN(type) FROM task_history
+    UNION ALL
+    SELECT (SELECT MIN(type) FROM task_history WHERE type > found.type)
+    FROM found WHERE found.type IS NOT NULL
+)
+SELECT type FROM found WHERE type IS NOT NULL
+
+-- name: expired_tasks
+-- Up to :limit ended tasks of operation :type in the hot table that ended before
+-- :finished_before, the oldest first.
+SELECT id FROM tasks
+WHERE state IN ('succeeded', 'failed', 'canceled', 'timed_out')
+  AND type = %(type)s AND finished_at < %(finished_before)s
+ORDER BY finished_at
+LIMIT %(limit)s
+
+-- name: expired_history
+-- The same in history.
+SELECT id FROM task_history
+WHERE type = %(type)s AND finished_at < %(finished_before)s
+ORDER BY finished_at
+LIMIT %(limit)s
+
+-- name: archive_tasks
+-- Copy the ended tasks :ids (a JSON array) into history; drop_archived then deletes
+-- them from the hot table, in the same transaction.
+INSERT INTO task_history (
+    id, upid, type, object_id, tenant, user_name, node, worker, state, detailed_state,
+    progress, progress_detail, message, params, result, error, warnings, created_resources,
+    attempt, max_attempts, timeout, retry_on_worker_loss, cancel_requested_at,
+    cancel_attempts, priority, idempotency_key, request_fingerprint, request_id, group_id,
+    parent_id, schedule_id, labels, acknowledged_at, acknowledged_by, created_at,
+    scheduled_at, started_at, updated_at, finished_at, lease_expires_at, due_at, archived,
+    log_count, version, user_id, resources, children
+)
+SELECT
+    id, upid, type, object_id, tenant, user_name, node, worker, state, detailed_state,
+    progress, progress_detail, message, params, result, error, warnings, created_resources,
+    attempt, max_attempts, timeout, retry_on_worker_loss, cancel_requested_at,
+    cancel_attempts, priority, idempotency_key, request_fingerprint, request_id, group_id,
+    parent_id, schedule_id, labels, acknowledged_at, acknowledged_by, created_at,
+    scheduled_at, started_at, updated_at, finished_at, lease_expires_at, due_at, 1,
+    log_count, version + 1, user_id, resources, children
+FROM tasks
+WHERE id IN (SELECT jsonb_array_elements_text(%(ids)s::jsonb))
+  AND state IN ('succeeded', 'failed', 'canceled', 'timed_out')
+
+-- name: drop_archived
+-- Delete from the hot table the tasks :ids that archive_tasks copied; their ids.
+DELETE FROM tasks
+WHERE id IN (SELECT jsonb_array_elements_text(%(ids)s::jsonb))
+  AND EXISTS (SELECT 1 FROM task_history WHERE task_history.id = tasks.id)
+RETURNING id
 
 -- name: insert_key
 -- A new API key (its secret only as a salted hash).
@@ -516,8 +915,11 @@ SELECT MIN(next_run) AS next_run FROM schedules WHERE enabled = 1
 -- name: ended_schedule_runs
 -- Up to :limit schedules whose last run ended (or is gone) and is not counted yet, with
 -- that run's state (NULL: gone).
-SELECT schedules.*, tasks.state AS last_task_state
-FROM schedules LEFT JOIN tasks ON tasks.id = schedules.last_task_id
+-- A run already in history counts as it ended.
+SELECT schedules.*, COALESCE(tasks.state, task_history.state) AS last_task_state
+FROM schedules
+LEFT JOIN tasks ON tasks.id = schedules.last_task_id
+LEFT JOIN task_history ON task_history.id = schedules.last_task_id
 WHERE schedules.last_task_open = 1
   AND (tasks.id IS NULL OR tasks.state IN ('succeeded', 'failed', 'canceled', 'timed_out'))
 LIMIT %(limit)s
@@ -543,7 +945,7 @@ RETURNING *
 INSERT INTO tasks (
     id, upid, type, object_id, tenant, user_name, user_id, node, state, params, attempt,
     max_attempts, timeout, retry_on_worker_loss, priority, idempotency_key,
-    request_fingerprint, request_id, group_id, parent_id, schedule_id, labels,
+    request_fingerprint, request_id, group_id, parent_id, schedule_id, labels, resources,
     created_at, scheduled_at, updated_at, due_at, log_count, warnings
 )
 SELECT
@@ -552,8 +954,9 @@ SELECT
     %(timeout)s::double precision, %(retry_on_worker_loss)s::integer, %(priority)s::integer,
     %(idempotency_key)s::text, %(request_fingerprint)s::text, %(request_id)s::text,
     %(group_id)s::text, %(parent_id)s::text, %(schedule_id)s, %(labels)s::text,
-    %(created_at)s::double precision, %(scheduled_at)s::double precision,
-    %(created_at)s::double precision, %(due_at)s::double precision, %(log_count)s::integer,
+    %(resources)s::text, %(created_at)s::double precision,
+    %(scheduled_at)s::double precision, %(created_at)s::double precision,
+    %(due_at)s::double precision, %(log_count)s::integer,
     %(warnings)s::integer
 WHERE EXISTS (SELECT 1 FROM schedules WHERE id = %(schedule_id)s AND last_task_id = %(id)s)
 RETURNING *

@@ -6,13 +6,13 @@
 INSERT INTO tasks (
     id, upid, type, object_id, tenant, user_name, user_id, node, state, params, attempt,
     max_attempts, timeout, retry_on_worker_loss, priority, idempotency_key,
-    request_fingerprint, request_id, group_id, parent_id, schedule_id, labels,
+    request_fingerprint, request_id, group_id, parent_id, schedule_id, labels, resources,
     created_at, scheduled_at, updated_at, due_at
 ) VALUES (
     :id, :upid, :type, :object_id, :tenant, :user_name, :user_id, :node, :state, :params, 0,
     :max_attempts, :timeout, :retry_on_worker_loss, :priority, :idempotency_key,
     :request_fingerprint, :request_id, :group_id, :parent_id, :schedule_id, :labels,
-    :created_at, :scheduled_at, :created_at, :due_at
+    :resources, :created_at, :scheduled_at, :created_at, :due_at
 )
 ON CONFLICT DO NOTHING
 RETURNING *
@@ -26,6 +26,16 @@ SELECT version, tenant FROM tasks WHERE id = :id
 
 -- name: get_task_by_upid
 SELECT * FROM tasks WHERE upid = :upid
+
+-- name: get_archived_task
+-- A task in history (read when the hot table has no such id).
+SELECT * FROM task_history WHERE id = :id
+
+-- name: get_archived_task_version
+SELECT version, tenant FROM task_history WHERE id = :id
+
+-- name: get_archived_task_by_upid
+SELECT * FROM task_history WHERE upid = :upid
 
 -- name: get_task_by_idempotency_key
 SELECT * FROM tasks WHERE tenant = :tenant AND idempotency_key = :idempotency_key
@@ -77,6 +87,27 @@ NOT EXISTS (
 -- name: list_tasks.schedule_id
 schedule_id = :schedule_id
 
+-- name: list_tasks.group_id
+group_id = :group_id
+
+-- name: list_tasks.parent_id
+parent_id = :parent_id
+
+-- name: list_tasks.resource
+-- reserves :resource, exclusive or shared
+id IN (
+    SELECT task_id FROM task_resources
+    WHERE resource = :resource AND mode IN ('exclusive', 'shared')
+)
+
+-- name: list_history
+-- A page of tasks in history, newest first: list_tasks's filters, on task_history.
+-- fragments: list_tasks
+SELECT * FROM task_history AS tasks
+WHERE /*where*/
+ORDER BY id DESC
+LIMIT :limit
+
 -- name: list_changes
 -- Tasks in the order they last changed, (updated_at, id), after the position
 -- (:after_ts, :after_id): an events stream's replay. The chosen fragments filter them;
@@ -122,15 +153,125 @@ WHERE id IN (
     -- INDEXED BY: left alone, the planner picks tasks_state and sorts every waiting task
     -- on each claim (2.5 ms with 9,000 queued); tasks_due is already in claim order
     SELECT id FROM tasks INDEXED BY tasks_due
-    WHERE state IN ('queued', 'scheduled') AND due_at <= :now
+    WHERE state IN ('queued', 'scheduled') AND resources IS NULL AND due_at <= :now
     ORDER BY priority DESC, due_at
     LIMIT :limit
 )
 RETURNING *
 
+-- name: lock_reserved_claims
+-- Claims of reserved tasks take turns (PostgreSQL: a transaction lock; SQLite's write
+-- transactions already do), so each sees what the one before claimed.
+SELECT 1 AS locked
+
+-- name: reserved_candidates
+-- The due tasks that reserve resources or count against limits, with what each
+-- reserves, in submit order: the service chooses among them (taskgate.reservations).
+SELECT t.id, t.priority, t.due_at, r.mode, r.resource, r.capacity
+FROM tasks AS t INDEXED BY tasks_due_reserved
+JOIN task_resources AS r ON r.task_id = t.id
+WHERE t.state IN ('queued', 'scheduled') AND t.resources IS NOT NULL AND t.due_at <= :now
+ORDER BY t.id, r.mode, r.resource
+
+-- name: reservation_holders
+-- What the tasks that run hold: holders per (mode, resource).
+SELECT r.mode, r.resource, COUNT(*) AS holders
+FROM task_resources AS r INDEXED BY task_resources_held
+JOIN tasks AS o ON o.id = r.task_id
+WHERE r.held = 1 AND o.state IN ('running', 'canceling')
+GROUP BY r.mode, r.resource
+
+-- name: claim_reserved_tasks
+-- Take the chosen reserved tasks (:ids, a JSON array in the order chosen) for :worker,
+-- each only if it still waits, is due, and conflicts with no task that runs and no
+-- task chosen before it: no resource held exclusively beside any other holder, no
+-- limit past its capacity. Whatever changed since the choice was read, this holds.
+WITH chosen AS MATERIALIZED (
+    SELECT CAST(key AS INTEGER) AS pos, value AS id FROM json_each(:ids)
+), wants AS MATERIALIZED (
+    SELECT chosen.pos, r.task_id, r.mode, r.resource, r.capacity
+    FROM chosen JOIN task_resources AS r ON r.task_id = chosen.id
+)
+UPDATE tasks SET
+    state = 'running',
+    worker = :worker,
+    attempt = attempt + 1,
+    started_at = :now,
+    lease_expires_at = :lease_expires_at,
+    due_at = NULL,
+    updated_at = :now,
+    version = version + 1
+WHERE id IN (
+    SELECT t.id FROM chosen JOIN tasks AS t ON t.id = chosen.id
+    WHERE t.state IN ('queued', 'scheduled') AND t.resources IS NOT NULL AND t.due_at <= :now
+      AND NOT EXISTS (
+        SELECT 1 FROM wants AS mine
+        JOIN task_resources AS other INDEXED BY task_resources_held
+          ON other.resource = mine.resource AND other.held = 1
+        JOIN tasks AS o ON o.id = other.task_id
+        WHERE mine.task_id = t.id AND mine.mode <> 'limit' AND other.mode <> 'limit'
+          AND (mine.mode = 'exclusive' OR other.mode = 'exclusive')
+          AND o.state IN ('running', 'canceling')
+      )
+      AND NOT EXISTS (
+        SELECT 1 FROM wants AS mine
+        JOIN wants AS other ON other.resource = mine.resource AND other.pos < mine.pos
+        WHERE mine.task_id = t.id AND mine.mode <> 'limit' AND other.mode <> 'limit'
+          AND (mine.mode = 'exclusive' OR other.mode = 'exclusive')
+      )
+      AND NOT EXISTS (
+        SELECT 1 FROM wants AS mine
+        WHERE mine.task_id = t.id AND mine.mode = 'limit' AND mine.capacity <= (
+            SELECT COUNT(*) FROM task_resources AS other INDEXED BY task_resources_held
+            JOIN tasks AS o ON o.id = other.task_id
+            WHERE other.resource = mine.resource AND other.held = 1 AND other.mode = 'limit'
+              AND o.state IN ('running', 'canceling')
+        ) + (
+            SELECT COUNT(*) FROM wants AS other
+            WHERE other.resource = mine.resource AND other.mode = 'limit'
+              AND other.pos < mine.pos
+        )
+      )
+)
+RETURNING *
+
 -- name: next_due_at
--- When the next waiting task becomes due (None when nothing waits).
-SELECT MIN(due_at) AS due_at FROM tasks WHERE state IN ('queued', 'scheduled')
+-- When the next waiting task becomes due (None when nothing waits). A reserved task
+-- already due waits for a conflicting one to end, which notifies: it sets no timer.
+SELECT MIN(due_at) AS due_at FROM (
+    SELECT MIN(due_at) AS due_at FROM tasks
+    WHERE state IN ('queued', 'scheduled') AND resources IS NULL
+    UNION ALL
+    SELECT MIN(due_at) FROM tasks
+    WHERE state IN ('queued', 'scheduled') AND resources IS NOT NULL AND due_at > :now
+)
+
+-- name: insert_task_resources
+-- A reservation of a task inserted just before (none when it was not: a replay).
+INSERT INTO task_resources (task_id, mode, resource, capacity)
+SELECT :task_id, :mode, :resource, :capacity
+WHERE EXISTS (SELECT 1 FROM tasks WHERE id = :task_id)
+
+-- name: top_waiting_priority
+-- The highest priority among waiting tasks (None when nothing waits).
+SELECT MAX(priority) AS priority FROM (
+    SELECT MAX(priority) AS priority FROM tasks
+    WHERE state IN ('queued', 'scheduled') AND resources IS NULL
+    UNION ALL
+    SELECT MAX(priority) FROM tasks
+    WHERE state IN ('queued', 'scheduled') AND resources IS NOT NULL
+)
+
+-- name: promote_starved
+-- Tasks due since before :starved_before behind higher priorities are raised to :top,
+-- so that they start before anything that became due after them.
+UPDATE tasks SET priority = :top, updated_at = :now, version = version + 1
+WHERE id IN (
+    SELECT id FROM tasks
+    WHERE state IN ('queued', 'scheduled') AND priority < :top AND due_at < :starved_before
+    LIMIT :limit
+)
+RETURNING id, priority
 
 -- name: renew_leases
 -- Only the tasks the worker knows it holds (:ids, a JSON array): a task claimed for it
@@ -213,22 +354,163 @@ WHERE state IN ('running', 'canceling') AND lease_expires_at < :now
 RETURNING *
 
 -- name: request_cancel
--- Waiting tasks end at once; running ones are asked to stop.
+-- Waiting (or suspended) tasks end at once; running ones are asked to stop.
 UPDATE tasks SET
-    state = CASE WHEN state IN ('queued', 'scheduled') THEN 'canceled' ELSE 'canceling' END,
-    finished_at = CASE WHEN state IN ('queued', 'scheduled') THEN :now END,
+    state = CASE WHEN state IN ('running', 'canceling') THEN 'canceling' ELSE 'canceled' END,
+    finished_at = CASE WHEN state IN ('running', 'canceling') THEN NULL ELSE :now END,
     due_at = NULL,
     cancel_requested_at = COALESCE(cancel_requested_at, :now),
     cancel_attempts = cancel_attempts + 1,
     updated_at = :now,
     version = version + 1
-WHERE id = :id AND state IN ('queued', 'scheduled', 'running', 'canceling')
+WHERE id = :id AND state IN ('queued', 'scheduled', 'suspended', 'running', 'canceling')
 RETURNING *
+
+-- name: cancel_tasks
+-- request_cancel for up to :limit tasks still going, in id order after :after_id, that
+-- the chosen fragments select (a group, a parent's children); their ids and states.
+UPDATE tasks SET
+    state = CASE WHEN state IN ('running', 'canceling') THEN 'canceling' ELSE 'canceled' END,
+    finished_at = CASE WHEN state IN ('running', 'canceling') THEN NULL ELSE :now END,
+    due_at = NULL,
+    cancel_requested_at = COALESCE(cancel_requested_at, :now),
+    cancel_attempts = cancel_attempts + 1,
+    updated_at = :now,
+    version = version + 1
+WHERE id IN (
+    SELECT id FROM tasks
+    WHERE state IN ('queued', 'scheduled', 'suspended', 'running', 'canceling')
+      AND id > :after_id AND /*where*/
+    ORDER BY id
+    LIMIT :limit
+)
+RETURNING id, state, resources, children
+
+-- name: cancel_tasks.tenant
+tenant = :tenant
+
+-- name: cancel_tasks.group_id
+group_id = :group_id
+
+-- name: cancel_tasks.parent_id
+parent_id = :parent_id
+
+-- name: suspend_task
+-- A waiting task is held: no worker claims it until it is resumed. due_at stays.
+UPDATE tasks SET state = 'suspended', updated_at = :now, version = version + 1
+WHERE id = :id AND state IN ('queued', 'scheduled')
+RETURNING *
+
+-- name: resume_task
+-- A suspended task waits again: queued, or scheduled while its time has not come.
+UPDATE tasks SET
+    state = CASE WHEN due_at > :now THEN 'scheduled' ELSE 'queued' END,
+    updated_at = :now,
+    version = version + 1
+WHERE id = :id AND state = 'suspended'
+RETURNING *
+
+-- name: suspend_tasks
+-- suspend_task for up to :limit waiting tasks in id order after :after_id that the
+-- chosen fragments select; their ids.
+UPDATE tasks SET state = 'suspended', updated_at = :now, version = version + 1
+WHERE id IN (
+    SELECT id FROM tasks
+    WHERE state IN ('queued', 'scheduled') AND id > :after_id AND /*where*/
+    ORDER BY id
+    LIMIT :limit
+)
+RETURNING id, resources
+
+-- name: suspend_tasks.tenant
+tenant = :tenant
+
+-- name: suspend_tasks.group_id
+group_id = :group_id
+
+-- name: resume_tasks
+-- resume_task for up to :limit suspended tasks in id order after :after_id that the
+-- chosen fragments select; their ids.
+UPDATE tasks SET
+    state = CASE WHEN due_at > :now THEN 'scheduled' ELSE 'queued' END,
+    updated_at = :now,
+    version = version + 1
+WHERE id IN (
+    SELECT id FROM tasks
+    WHERE state = 'suspended' AND id > :after_id AND /*where*/
+    ORDER BY id
+    LIMIT :limit
+)
+RETURNING id, resources
+
+-- name: resume_tasks.tenant
+tenant = :tenant
+
+-- name: resume_tasks.group_id
+group_id = :group_id
+
+-- name: group_states
+-- How many tasks of group :group_id are in each state, in the hot table.
+SELECT state, COUNT(*) AS count FROM tasks
+WHERE group_id = :group_id AND /*where*/
+GROUP BY state
+
+-- name: group_states.tenant
+tenant = :tenant
+
+-- name: archived_group_states
+-- The same in history.
+-- fragments: group_states
+SELECT state, COUNT(*) AS count FROM task_history AS tasks
+WHERE group_id = :group_id AND /*where*/
+GROUP BY state
+
+-- name: insert_child_task
+-- A task spawned by the handler of :parent_id, only while attempt :parent_attempt of
+-- :parent_worker holds it; nothing when its idempotency key exists (a retried parent
+-- spawning it again).
+INSERT INTO tasks (
+    id, upid, type, object_id, tenant, user_name, user_id, node, state, params, attempt,
+    max_attempts, timeout, retry_on_worker_loss, priority, idempotency_key,
+    request_fingerprint, request_id, group_id, parent_id, schedule_id, labels, resources,
+    created_at, scheduled_at, updated_at, due_at
+)
+SELECT
+    :id, :upid, :type, :object_id, :tenant, :user_name, :user_id, :node, :state, :params, 0,
+    :max_attempts, :timeout, :retry_on_worker_loss, :priority, :idempotency_key,
+    :request_fingerprint, :request_id, :group_id, :parent_id, :schedule_id, :labels,
+    :resources, :created_at, :scheduled_at, :created_at, :due_at
+WHERE EXISTS (
+    SELECT 1 FROM tasks
+    WHERE id = :parent_id AND worker = :parent_worker AND attempt = :parent_attempt
+      AND state IN ('running', 'canceling')
+)
+ON CONFLICT DO NOTHING
+RETURNING *
+
+-- name: add_child
+-- Record child :child_id (inserted just before) at the end of the children of :id.
+UPDATE tasks SET
+    children = json_insert(COALESCE(children, '[]'), '$[#]', :child_id),
+    updated_at = :now,
+    version = version + 1
+WHERE id = :id AND EXISTS (SELECT 1 FROM tasks AS child WHERE child.id = :child_id)
+RETURNING id
 
 -- name: acknowledge_task
 -- Acknowledge one task (its state is unchanged); no row when it already was: the first
 -- acknowledgment stands.
 UPDATE tasks SET
+    acknowledged_at = :now,
+    acknowledged_by = :user,
+    updated_at = :now,
+    version = version + 1
+WHERE id = :id AND acknowledged_at IS NULL
+RETURNING *
+
+-- name: acknowledge_archived_task
+-- The same for a task in history.
+UPDATE task_history SET
     acknowledged_at = :now,
     acknowledged_by = :user,
     updated_at = :now,
@@ -344,9 +626,22 @@ DELETE FROM tasks
 WHERE id = :id AND state IN ('succeeded', 'failed', 'canceled', 'timed_out')
 RETURNING id
 
+-- name: delete_archived_task
+DELETE FROM task_history WHERE id = :id RETURNING id
+
 -- name: delete_task_log
 -- The log of a task deleted just before, in the same transaction.
-DELETE FROM task_logs WHERE task_id = :id AND NOT EXISTS (SELECT 1 FROM tasks WHERE id = :id)
+DELETE FROM task_logs
+WHERE task_id = :id
+  AND NOT EXISTS (SELECT 1 FROM tasks WHERE id = :id)
+  AND NOT EXISTS (SELECT 1 FROM task_history WHERE id = :id)
+
+-- name: delete_task_resources
+-- The reservations of a task deleted just before.
+DELETE FROM task_resources
+WHERE task_id = :id
+  AND NOT EXISTS (SELECT 1 FROM tasks WHERE id = :id)
+  AND NOT EXISTS (SELECT 1 FROM task_history WHERE id = :id)
 
 -- name: purgeable_tasks
 -- Up to :limit ended tasks in id order after :after_id that the chosen fragments select.
@@ -368,6 +663,15 @@ type IN (SELECT value FROM json_each(:types))
 -- name: purgeable_tasks.finished_before
 finished_at < :finished_before
 
+-- name: purgeable_history
+-- The same in history.
+-- fragments: purgeable_tasks
+SELECT id FROM task_history AS tasks
+WHERE state IN ('succeeded', 'failed', 'canceled', 'timed_out') AND id > :after_id
+  AND /*where*/
+ORDER BY id
+LIMIT :limit
+
 -- name: purge_tasks
 -- Delete the tasks :ids (a JSON array) that have ended; their ids.
 DELETE FROM tasks
@@ -375,11 +679,94 @@ WHERE id IN (SELECT value FROM json_each(:ids))
   AND state IN ('succeeded', 'failed', 'canceled', 'timed_out')
 RETURNING id
 
+-- name: purge_history
+-- Delete the tasks :ids from history; their ids.
+DELETE FROM task_history WHERE id IN (SELECT value FROM json_each(:ids)) RETURNING id
+
 -- name: purge_task_logs
--- The logs of the tasks :ids that purge_tasks deleted just before, in the same transaction.
+-- The logs of the tasks :ids that purge_tasks or purge_history deleted just before, in
+-- the same transaction.
 DELETE FROM task_logs
 WHERE task_id IN (SELECT value FROM json_each(:ids))
   AND NOT EXISTS (SELECT 1 FROM tasks WHERE tasks.id = task_logs.task_id)
+  AND NOT EXISTS (SELECT 1 FROM task_history WHERE task_history.id = task_logs.task_id)
+
+-- name: purge_task_resources
+-- Their reservations.
+DELETE FROM task_resources
+WHERE task_id IN (SELECT value FROM json_each(:ids))
+  AND NOT EXISTS (SELECT 1 FROM tasks WHERE tasks.id = task_resources.task_id)
+  AND NOT EXISTS (SELECT 1 FROM task_history WHERE task_history.id = task_resources.task_id)
+
+-- name: ended_types
+-- The operations of the ended tasks in the hot table, one index probe each.
+WITH RECURSIVE found (type) AS (
+    SELECT MIN(type) FROM tasks
+    WHERE state IN ('succeeded', 'failed', 'canceled', 'timed_out')
+    UNION ALL
+    SELECT (
+        SELECT MIN(type) FROM tasks
+        WHERE state IN ('succeeded', 'failed', 'canceled', 'timed_out') AND type > found.type
+    ) FROM found WHERE found.type IS NOT NULL
+)
+SELECT type FROM found WHERE type IS NOT NULL
+
+-- name: archived_types
+-- The operations of the tasks in history, one index probe each.
+WITH RECURSIVE found (type) AS (
+    SELECT MIN(type) FROM task_history
+    UNION ALL
+    SELECT (SELECT MIN(type) FROM task_history WHERE type > found.type)
+    FROM found WHERE found.type IS NOT NULL
+)
+SELECT type FROM found WHERE type IS NOT NULL
+
+-- name: expired_tasks
+-- Up to :limit ended tasks of operation :type in the hot table that ended before
+-- :finished_before, the oldest first.
+SELECT id FROM tasks INDEXED BY tasks_ended
+WHERE state IN ('succeeded', 'failed', 'canceled', 'timed_out')
+  AND type = :type AND finished_at < :finished_before
+ORDER BY finished_at
+LIMIT :limit
+
+-- name: expired_history
+-- The same in history.
+SELECT id FROM task_history INDEXED BY task_history_ended
+WHERE type = :type AND finished_at < :finished_before
+ORDER BY finished_at
+LIMIT :limit
+
+-- name: archive_tasks
+-- Copy the ended tasks :ids (a JSON array) into history; drop_archived then deletes
+-- them from the hot table, in the same transaction.
+INSERT INTO task_history (
+    id, upid, type, object_id, tenant, user_name, node, worker, state, detailed_state,
+    progress, progress_detail, message, params, result, error, warnings, created_resources,
+    attempt, max_attempts, timeout, retry_on_worker_loss, cancel_requested_at,
+    cancel_attempts, priority, idempotency_key, request_fingerprint, request_id, group_id,
+    parent_id, schedule_id, labels, acknowledged_at, acknowledged_by, created_at,
+    scheduled_at, started_at, updated_at, finished_at, lease_expires_at, due_at, archived,
+    log_count, version, user_id, resources, children
+)
+SELECT
+    id, upid, type, object_id, tenant, user_name, node, worker, state, detailed_state,
+    progress, progress_detail, message, params, result, error, warnings, created_resources,
+    attempt, max_attempts, timeout, retry_on_worker_loss, cancel_requested_at,
+    cancel_attempts, priority, idempotency_key, request_fingerprint, request_id, group_id,
+    parent_id, schedule_id, labels, acknowledged_at, acknowledged_by, created_at,
+    scheduled_at, started_at, updated_at, finished_at, lease_expires_at, due_at, 1,
+    log_count, version + 1, user_id, resources, children
+FROM tasks
+WHERE id IN (SELECT value FROM json_each(:ids))
+  AND state IN ('succeeded', 'failed', 'canceled', 'timed_out')
+
+-- name: drop_archived
+-- Delete from the hot table the tasks :ids that archive_tasks copied; their ids.
+DELETE FROM tasks
+WHERE id IN (SELECT value FROM json_each(:ids))
+  AND EXISTS (SELECT 1 FROM task_history WHERE task_history.id = tasks.id)
+RETURNING id
 
 -- name: insert_key
 -- A new API key (its secret only as a salted hash).
@@ -507,8 +894,11 @@ SELECT MIN(next_run) AS next_run FROM schedules WHERE enabled = 1
 -- name: ended_schedule_runs
 -- Up to :limit schedules whose last run ended (or is gone) and is not counted yet, with
 -- that run's state (NULL: gone).
-SELECT schedules.*, tasks.state AS last_task_state
-FROM schedules LEFT JOIN tasks ON tasks.id = schedules.last_task_id
+-- A run already in history counts as it ended.
+SELECT schedules.*, COALESCE(tasks.state, task_history.state) AS last_task_state
+FROM schedules
+LEFT JOIN tasks ON tasks.id = schedules.last_task_id
+LEFT JOIN task_history ON task_history.id = schedules.last_task_id
 WHERE schedules.last_task_open = 1
   AND (tasks.id IS NULL OR tasks.state IN ('succeeded', 'failed', 'canceled', 'timed_out'))
 LIMIT :limit
@@ -534,14 +924,14 @@ RETURNING *
 INSERT INTO tasks (
     id, upid, type, object_id, tenant, user_name, user_id, node, state, params, attempt,
     max_attempts, timeout, retry_on_worker_loss, priority, idempotency_key,
-    request_fingerprint, request_id, group_id, parent_id, schedule_id, labels,
+    request_fingerprint, request_id, group_id, parent_id, schedule_id, labels, resources,
     created_at, scheduled_at, updated_at, due_at, log_count, warnings
 )
 SELECT
     :id, :upid, :type, :object_id, :tenant, :user_name, :user_id, :node, :state, :params, 0,
     :max_attempts, :timeout, :retry_on_worker_loss, :priority, :idempotency_key,
     :request_fingerprint, :request_id, :group_id, :parent_id, :schedule_id, :labels,
-    :created_at, :scheduled_at, :created_at, :due_at, :log_count, :warnings
+    :resources, :created_at, :scheduled_at, :created_at, :due_at, :log_count, :warnings
 WHERE EXISTS (SELECT 1 FROM schedules WHERE id = :schedule_id AND last_task_id = :id)
 RETURNING *
 
