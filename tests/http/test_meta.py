@@ -89,6 +89,11 @@ async def test_operations_list_each_with_its_schema(client: httpx.AsyncClient) -
         "retry_on_worker_loss": False,
         "isolation": "async",
         "priority": 5,
+        "exclusive": [],
+        "shared": [],
+        "limits": [],
+        "archive_after": 86400.0,
+        "purge_after": 30 * 86400.0,
     }
     assert add["parameters"]["properties"].keys() == {"a", "b"}
     assert add["parameters"]["required"] == ["a", "b"]

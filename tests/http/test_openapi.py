@@ -16,7 +16,7 @@ from taskgate.http.routing import path_params
 from taskgate.http.schemas import SUBMIT_OPTIONS
 from taskgate.http.submission import QUERY_OPTIONS
 from taskgate.model import ErrorInfo, State
-from taskgate.service import NewLogLine, TaskService
+from taskgate.service import NewLogLine, Submission, TaskService
 
 METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 JSON = {"content-type": "application/json"}
@@ -132,6 +132,7 @@ async def test_responses_conform_to_the_declared_schemas(
     running = await claim(service, failed["id"])
     await service.append_log(running.id, [NewLogLine("hello"), NewLogLine("oops", "error")])
     await service.finish(running, State.FAILED, error=ErrorInfo("E", "bad", "tb"))
+    group, _ = await service.submit_group([("noop", {}, Submission(exclusive_resources=["r"]))])
     calls: list[tuple[str, str, str, dict[str, Any]]] = [
         ("get", "/", "/", {}),
         ("get", "/v1", "/v1", {}),
@@ -155,6 +156,17 @@ async def test_responses_conform_to_the_declared_schemas(
         ("post", "/v1/tasks", "/v1/tasks", {"json": {"type": 1}}),
         ("post", "/v1/tasks", "/v1/tasks", {"content": b"{", "headers": JSON}),
         ("post", "/v1/tasks", "/v1/tasks", {"content": b"{}", "headers": TEXT}),
+        ("post", f"/v1/tasks/{queued['id']}/suspend", "/v1/tasks/{id}/suspend", {}),
+        ("post", f"/v1/tasks/{queued['id']}/suspend", "/v1/tasks/{id}/suspend", {}),
+        ("post", f"/v1/tasks/{queued['id']}/resume", "/v1/tasks/{id}/resume", {}),
+        ("post", "/v1/groups", "/v1/groups", {"json": {"tasks": [{"type": "noop"}]}}),
+        ("post", "/v1/groups", "/v1/groups", {"json": {"tasks": []}}),
+        ("get", f"/v1/groups/{group}", "/v1/groups/{id}", {}),
+        ("get", "/v1/groups/nope", "/v1/groups/{id}", {}),
+        ("post", f"/v1/groups/{group}/suspend", "/v1/groups/{id}/suspend", {}),
+        ("post", f"/v1/groups/{group}/resume", "/v1/groups/{id}/resume", {}),
+        ("post", f"/v1/groups/{group}/cancel", "/v1/groups/{id}/cancel", {}),
+        ("get", "/v1/tasks?archived=any&limit=1", "/v1/tasks", {}),
         ("post", f"/v1/tasks/{queued['id']}/cancel", "/v1/tasks/{id}/cancel", {}),
         ("post", f"/v1/tasks/{failed['id']}/cancel", "/v1/tasks/{id}/cancel", {}),
         ("get", f"/v1/tasks/{failed['id']}/log?follow=true", "/v1/tasks/{id}/log", {}),

@@ -20,7 +20,7 @@ TASK_FIELDS = {
     "cancel_requested_at", "cancel_attempts", "priority", "idempotency_key", "request_id",
     "group_id", "parent_id", "schedule_id", "labels", "acknowledged_at", "acknowledged_by",
     "created_at", "scheduled_at", "started_at", "updated_at", "finished_at", "archived",
-    "log_count",
+    "log_count", "children", "reserved_resources",
 }  # fmt: skip
 UNKNOWN = "01900000-0000-7000-8000-000000000000"
 

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from importlib import resources
 
 from taskgate.auth.service import KeyService
-from taskgate.http import acknowledge, dialects, events, meta, schedules, submit, tasks
+from taskgate.http import acknowledge, dialects, events, groups, meta, schedules, submit, tasks
 from taskgate.http.asgi import Receive, Scope, Send
 from taskgate.http.auth import NOBODY, Authenticator, KeyAuthenticator, anonymous, forbidden
 from taskgate.http.cache import RenderCache
@@ -48,6 +48,7 @@ def endpoints() -> list[Endpoint]:
         *submit.api.items,
         *acknowledge.api.items,
         *schedules.api.items,
+        *groups.api.items,
         *events.api.items,
         *meta.operations_api.items,
         *meta.api.items,

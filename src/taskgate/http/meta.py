@@ -115,7 +115,8 @@ def _not_ready(request: Request, detail: str) -> HTTPProblem:
 async def list_operations(request: Request) -> Response:
     """Every registered operation with its options and its parameters' JSON Schema."""
     operations = request.service.app.operations
-    return json_response({"items": [operation_dict(operations[n]) for n in sorted(operations)]})
+    items = [operation_dict(operations[n], request.settings) for n in sorted(operations)]
+    return json_response({"items": items})
 
 
 @api.get(

@@ -25,7 +25,14 @@ SUBMIT_PATH = "/v1/operations/{type}"
 
 TAGS = [
     {"name": "submit", "description": "Start tasks: 202 Accepted with the task."},
-    {"name": "tasks", "description": "Follow, list, cancel, acknowledge and delete tasks."},
+    {
+        "name": "tasks",
+        "description": "Follow, list, cancel, suspend, resume, acknowledge and delete tasks.",
+    },
+    {
+        "name": "groups",
+        "description": "Tasks submitted together: a summary, cancel, suspend, resume as one.",
+    },
     {"name": "events", "description": "Task changes, live, as Server-Sent Events."},
     {
         "name": "schedules",

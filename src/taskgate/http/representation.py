@@ -7,12 +7,16 @@ shapes for the OpenAPI document, and the tests hold the two together.
 
 from __future__ import annotations
 
+import math
 from typing import Any
+from urllib.parse import quote
 
 from taskgate.app import Operation
+from taskgate.groups import GroupSummary
 from taskgate.http.responses import dumps
 from taskgate.model import LogPage, Task
 from taskgate.schedules import Schedule
+from taskgate.settings import Settings
 
 
 def task_dict(task: Task) -> dict[str, Any]:
@@ -51,7 +55,9 @@ def task_dict(task: Task) -> dict[str, Any]:
         "group_id": task.group_id,
         "parent_id": task.parent_id,
         "schedule_id": task.schedule_id,
+        "children": task.children,
         "labels": task.labels,
+        "reserved_resources": None if task.reservation is None else task.reservation.to_dict(),
         "acknowledged_at": task.acknowledged_at,
         "acknowledged_by": task.acknowledged_by,
         "created_at": task.created_at,
@@ -77,7 +83,11 @@ def log_dict(task_id: str, start: int, page: LogPage) -> dict[str, Any]:
     }
 
 
-def operation_dict(op: Operation) -> dict[str, Any]:
+def operation_dict(op: Operation, settings: Settings) -> dict[str, Any]:
+    """An operation; ``archive_after`` and ``purge_after`` are the periods its tasks are
+    kept for (its own, else the store's), in seconds, null for ever."""
+    archive = op.retention.archive_after
+    purge = op.retention.purge_after
     return {
         "name": op.name,
         "description": op.description,
@@ -87,6 +97,29 @@ def operation_dict(op: Operation) -> dict[str, Any]:
         "retry_on_worker_loss": op.retry_on_worker_loss,
         "isolation": op.isolation,
         "priority": op.priority,
+        "exclusive": list(op.exclusive),
+        "shared": list(op.shared),
+        "limits": [
+            {"name": lim.name or op.name, "max": lim.max, "per": lim.per or None}
+            for lim in op.limits
+        ],
+        "archive_after": _seconds(settings.archive_after if archive is None else archive),
+        "purge_after": _seconds(settings.purge_after if purge is None else purge),
+    }
+
+
+def _seconds(value: float) -> float | None:
+    return None if math.isinf(value) else value
+
+
+def group_dict(group: GroupSummary) -> dict[str, Any]:
+    """A group's summary, with where its tasks are listed."""
+    return {
+        "id": group.id,
+        "total": group.total,
+        "ended": group.ended,
+        "states": group.states,
+        "tasks": f"/v1/tasks?group_id={quote(group.id)}&archived=any",
     }
 
 

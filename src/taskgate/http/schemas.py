@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from taskgate.app import MAX_RESOURCE, MAX_RESOURCES
+from taskgate.groups import GROUP_ID, MAX_GROUP_SUBMIT
 from taskgate.http.routing import Param, Reply
 from taskgate.http.submission import MAX_ATTEMPTS, MAX_KEY, MAX_OBJECT_ID
 from taskgate.model import LOG_LEVELS, State
@@ -81,7 +83,13 @@ TASK: Schema = obj(
         "group_id": nullable(STRING),
         "parent_id": nullable(STRING),
         "schedule_id": nullable(STRING),
+        "children": {
+            "type": "array",
+            "items": UUID,
+            "description": "The tasks its handler spawned, in spawn order",
+        },
         "labels": LABELS,
+        "reserved_resources": nullable(ref("Reservation")),
         "acknowledged_at": nullable(TIME),
         "acknowledged_by": nullable(STRING),
         "created_at": TIME,
@@ -89,10 +97,37 @@ TASK: Schema = obj(
         "started_at": nullable(TIME),
         "updated_at": TIME,
         "finished_at": nullable(TIME),
-        "archived": {"type": "boolean"},
+        "archived": {
+            "type": "boolean",
+            "description": "In history: ended, moved out of the hot table after its period",
+        },
         "log_count": {**INTEGER, "minimum": 0},
     },
     description="A task: one run of an operation, from submit to its end.",
+)
+
+RESOURCE_NAME: Schema = {"type": "string", "minLength": 1, "maxLength": MAX_RESOURCE}
+RESERVATION: Schema = obj(
+    {
+        "exclusive": {
+            "type": "array",
+            "items": RESOURCE_NAME,
+            "description": "Held alone while the task runs",
+        },
+        "shared": {
+            "type": "array",
+            "items": RESOURCE_NAME,
+            "description": "Held beside other sharers, never beside an exclusive holder",
+        },
+        "limits": {
+            "type": "array",
+            "items": obj(
+                {"key": STRING, "max": {**INTEGER, "minimum": 1}},
+                description="At most max tasks holding key run at once",
+            ),
+        },
+    },
+    description="What a task reserves while it runs: resources and places under limits.",
 )
 
 TASK_ERROR: Schema = obj(
@@ -138,6 +173,29 @@ OPERATION: Schema = obj(
         "retry_on_worker_loss": {"type": "boolean"},
         "isolation": {"type": "string", "enum": ["thread", "async", "process"]},
         "priority": INTEGER,
+        "exclusive": {
+            "type": "array",
+            "items": STRING,
+            "description": "Resources its tasks hold alone: templates over the task",
+        },
+        "shared": {"type": "array", "items": STRING, "description": "Resources held shared"},
+        "limits": {
+            "type": "array",
+            "items": obj(
+                {
+                    "name": STRING,
+                    "max": {**INTEGER, "minimum": 1},
+                    "per": nullable({**STRING, "description": "A template splitting it"}),
+                },
+                description="At most max tasks under it at once (per value of per)",
+            ),
+        },
+        "archive_after": nullable(
+            {**NUMBER, "description": "Seconds an ended task stays in the hot table; null: ever"}
+        ),
+        "purge_after": nullable(
+            {**NUMBER, "description": "Seconds after its end a task is deleted; null: never"}
+        ),
     },
     description="A registered operation.",
 )
@@ -158,6 +216,29 @@ TASK_OPTIONS: dict[str, Schema] = {
     "scheduled_at": nullable({**TIME, "description": "When it is due (not with delay)"}),
     "timeout": nullable({**NUMBER, "exclusiveMinimum": 0, "description": "Seconds"}),
     "max_attempts": nullable({**INTEGER, "minimum": 1, "maximum": MAX_ATTEMPTS}),
+    "group_id": nullable(
+        {
+            "type": "string",
+            "pattern": f"^{GROUP_ID.pattern}$",
+            "description": "The group (job) the task joins",
+        }
+    ),
+    "exclusive_resources": nullable(
+        {
+            "type": "array",
+            "items": RESOURCE_NAME,
+            "maxItems": MAX_RESOURCES,
+            "description": "Resources it holds alone, besides its operation's",
+        }
+    ),
+    "shared_resources": nullable(
+        {
+            "type": "array",
+            "items": RESOURCE_NAME,
+            "maxItems": MAX_RESOURCES,
+            "description": "Resources it holds shared, besides its operation's",
+        }
+    ),
 }
 
 SUBMIT_TASK: Schema = {
@@ -361,6 +442,45 @@ SCHEDULE_LIST: Schema = obj(
     description="A page of schedules, by name.",
 )
 
+GROUP: Schema = obj(
+    {
+        "id": STRING,
+        "total": {**INTEGER, "minimum": 1},
+        "ended": {"type": "boolean", "description": "Every task of the group has ended"},
+        "states": {
+            "type": "object",
+            "description": "How many of its tasks are in each state",
+            "properties": {s.value: {**INTEGER, "minimum": 0} for s in State},
+            "required": [s.value for s in State],
+            "additionalProperties": False,
+        },
+        "tasks": {**STRING, "description": "Where its tasks are listed"},
+    },
+    description="A group (job): tasks submitted together, and how far they are.",
+)
+NEW_GROUP: Schema = {
+    "type": "object",
+    "description": "Tasks to submit as one new group, all or none.",
+    "properties": {
+        "tasks": {
+            "type": "array",
+            "items": ref("SubmitTask"),
+            "minItems": 1,
+            "maxItems": MAX_GROUP_SUBMIT,
+        }
+    },
+    "required": ["tasks"],
+    "additionalProperties": False,
+}
+SUBMITTED_GROUP: Schema = obj(
+    {
+        "id": STRING,
+        "tasks": {"type": "array", "items": ref("Task")},
+        "group": {**STRING, "description": "The group's URL, relative"},
+    },
+    description="A group just submitted: its id and its tasks, in the order given.",
+)
+
 COMPONENTS: dict[str, Schema] = {
     "TaskEvent": TASK_EVENT,
     "TaskEventStream": TASK_EVENT_STREAM,
@@ -369,6 +489,10 @@ COMPONENTS: dict[str, Schema] = {
     "Acknowledged": ACKNOWLEDGED,
     "Purged": obj({"purged": {**INTEGER, "minimum": 0}}, description="Tasks deleted."),
     "Task": TASK,
+    "Reservation": RESERVATION,
+    "Group": GROUP,
+    "NewGroup": NEW_GROUP,
+    "SubmittedGroup": SUBMITTED_GROUP,
     "Schedule": SCHEDULE,
     "NewSchedule": NEW_SCHEDULE,
     "ScheduleChanges": SCHEDULE_CHANGES,
@@ -423,6 +547,7 @@ def problem_reply(description: str) -> Reply:
 
 BAD_REQUEST = problem_reply("Bad input: a malformed value, header or query parameter")
 NOT_FOUND_TASK = problem_reply("No such task (or not visible to this tenant)")
+NOT_FOUND_GROUP = problem_reply("No task of this tenant is in this group")
 INVALID = problem_reply("The body or its fields are invalid (``errors`` lists them)")
 CONFLICT = problem_reply("The task's state does not allow this")
 TOO_LARGE = problem_reply("The body is larger than the server accepts")
@@ -471,6 +596,26 @@ SUBMIT_OPTIONS: tuple[Param, ...] = (
         "query",
         {**INTEGER, "minimum": 1, "maximum": MAX_ATTEMPTS},
         "Attempts before the task fails (default: the operation's)",
+    ),
+    Param(
+        "group_id",
+        "query",
+        {"type": "string", "pattern": f"^{GROUP_ID.pattern}$"},
+        "The group (job) the task joins",
+    ),
+    Param(
+        "exclusive_resource",
+        "query",
+        RESOURCE_NAME,
+        "A resource the task holds alone while it runs; repeat for several",
+        repeat=True,
+    ),
+    Param(
+        "shared_resource",
+        "query",
+        RESOURCE_NAME,
+        "A resource the task holds shared while it runs; repeat for several",
+        repeat=True,
     ),
 )
 

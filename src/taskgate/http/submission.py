@@ -14,9 +14,12 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from taskgate.errors import InvalidParameters
+from taskgate.app import MAX_RESOURCES
+from taskgate.errors import InvalidParameters, InvalidRequest
+from taskgate.groups import check_group_id
 from taskgate.http import inputs
 from taskgate.http.problems import HTTPProblem
+from taskgate.reservations import check_resource
 
 OPTIONS = (
     "object_id",
@@ -26,10 +29,19 @@ OPTIONS = (
     "scheduled_at",
     "timeout",
     "max_attempts",
+    "group_id",
+    "exclusive_resources",
+    "shared_resources",
 )
 """The task options, by their `taskgate.service.Submission` names."""
-QUERY_OPTIONS = tuple("label" if name == "labels" else name for name in OPTIONS)
-"""Their query parameter names: labels come as repeated ``label=key=value``."""
+REPEATED = {
+    "labels": "label",
+    "exclusive_resources": "exclusive_resource",
+    "shared_resources": "shared_resource",
+}
+"""The options given as a repeated query parameter (``label=key=value``), by name."""
+QUERY_OPTIONS = tuple(REPEATED.get(name, name) for name in OPTIONS)
+"""Their query parameter names."""
 BODY_FIELDS = ("type", "params", *OPTIONS)
 
 MAX_KEY = 255
@@ -103,6 +115,25 @@ def _labels(errors: Errors, field: str, value: Any) -> dict[str, str] | None:
     return value
 
 
+def _group_id(errors: Errors, field: str, value: Any) -> str | None:
+    try:
+        return check_group_id(value)
+    except InvalidRequest as exc:
+        _error(errors, field, exc.message.removeprefix("group_id: "))
+        return None
+
+
+def _resources(errors: Errors, field: str, value: Any) -> list[str] | None:
+    if not isinstance(value, list) or len(value) > MAX_RESOURCES:
+        _error(errors, field, f"must be a list of at most {MAX_RESOURCES} resource names")
+        return None
+    try:
+        return [check_resource(v, field) for v in value]
+    except InvalidRequest as exc:
+        _error(errors, field, exc.message.removeprefix(f"{field}: "))
+        return None
+
+
 def _check_schedule(errors: Errors, options: Mapping[str, Any]) -> None:
     if options.get("delay") is not None and options.get("scheduled_at") is not None:
         _error(errors, "scheduled_at", "give scheduled_at or delay, not both")
@@ -135,6 +166,13 @@ def options_from_json(body: Mapping[str, Any], errors: Errors) -> dict[str, Any]
     value = body.get("max_attempts")
     if value is not None:
         out["max_attempts"] = _int(errors, "max_attempts", value, 1, MAX_ATTEMPTS)
+    value = body.get("group_id")
+    if value is not None:
+        out["group_id"] = _group_id(errors, "group_id", value)
+    for name in ("exclusive_resources", "shared_resources"):
+        value = body.get(name)
+        if value is not None:
+            out[name] = _resources(errors, name, value)
     _check_schedule(errors, out)
     return out
 
@@ -143,7 +181,7 @@ def options_from_query(query: Mapping[str, list[str]], errors: Errors) -> dict[s
     """Task options from query parameters (all text; ``label`` repeats)."""
     out: dict[str, Any] = {}
     for name, values in query.items():
-        if name != "label" and len(values) > 1:
+        if name not in REPEATED.values() and len(values) > 1:
             _error(errors, name, "may be given only once")
             continue
         raw = values[-1]
@@ -162,6 +200,10 @@ def options_from_query(query: Mapping[str, list[str]], errors: Errors) -> dict[s
                 out[name] = _seconds(errors, name, inputs.to_number(raw), positive=True)
             elif name == "max_attempts":
                 out[name] = inputs.to_int(raw, 1, MAX_ATTEMPTS)
+            elif name == "group_id":
+                out[name] = _group_id(errors, name, raw)
+            elif name in ("exclusive_resource", "shared_resource"):
+                out[f"{name}s"] = _resources(errors, name, values)
         except ValueError as exc:
             _error(errors, name, str(exc))
     _check_schedule(errors, out)

@@ -33,6 +33,7 @@ from taskgate.http.schemas import (
     UUID,
     problem_reply,
 )
+from taskgate.ids import parse_task_id
 from taskgate.model import Task, TaskFilter
 from taskgate.service import MAX_LOG_PAGE, MAX_PAGE
 
@@ -215,6 +216,16 @@ async def get_task(request: Request) -> Response:
         Param("type", "query", STRING, "Only tasks of these operations", repeat=True),
         Param("object_id", "query", STRING, "Only tasks acting on this object"),
         Param("schedule_id", "query", UUID, "Only the runs of this schedule"),
+        Param("group_id", "query", STRING, "Only the tasks of this group"),
+        Param("parent_id", "query", UUID, "Only the children of this task"),
+        Param("resource", "query", STRING, "Only tasks that reserve this resource"),
+        Param(
+            "archived",
+            "query",
+            {"type": "string", "enum": ["false", "true", "any"], "default": "false"},
+            "false: tasks in the hot table (the default); true: in history only (ended,"
+            " moved after their retention period); any: both",
+        ),
         Param("since", "query", TIME, "Created at or after this time (RFC 3339)"),
         Param("until", "query", TIME, "Created before this time (RFC 3339)"),
         Param(
@@ -259,11 +270,19 @@ async def list_tasks(request: Request) -> Response:
     until = request.query_one("until")
     limit = request.query_one("limit")
     acknowledged = request.query_one("acknowledged")
+    parent = request.query_one("parent_id")
+    archived = request.query_one("archived")
+    if archived not in (None, "false", "true", "any"):
+        raise inputs.invalid("archived", "must be false, true or any")
     filter = TaskFilter(
         states=inputs.parse_states("state", query.get("state", ())),
         types=tuple(inputs.split_values("type", query.get("type", ()))),
         object_id=request.query_one("object_id"),
         schedule_id=request.query_one("schedule_id"),
+        group_id=request.query_one("group_id"),
+        parent_id=None if parent is None else parse_task_id(parent),
+        resource=request.query_one("resource"),
+        archived=None if archived == "any" else archived == "true",
         tenant=_list_tenant(request),
         created_since=None if since is None else inputs.param("since", inputs.to_time, since),
         created_until=None if until is None else inputs.param("until", inputs.to_time, until),
@@ -379,6 +398,45 @@ async def cancel_task(request: Request) -> Response:
     """A waiting task ends ``canceled`` at once; a running one becomes ``canceling`` and
     its handler is asked to stop. A task that has already ended is a 409."""
     task = await request.service.cancel(request.path_params["id"], tenant=request.principal.scope)
+    return raw_json_response(task_json(task), 200, _task_headers(request, task))
+
+
+@api.post(
+    "/v1/tasks/{id}/suspend",
+    name="suspendTask",
+    summary="Suspend a waiting task",
+    params=(TASK_ID,),
+    role="write",
+    responses={
+        200: Reply("Suspended: no worker claims it until it is resumed", "Task"),
+        400: BAD_REQUEST,
+        404: NOT_FOUND_TASK,
+        409: CONFLICT,
+    },
+)
+async def suspend_task(request: Request) -> Response:
+    """Hold a queued or scheduled task (Pulp's suspended): it keeps its place in time
+    and is never claimed until resumed. A task that has started or ended is a 409."""
+    task = await request.service.suspend(request.path_params["id"], tenant=request.principal.scope)
+    return raw_json_response(task_json(task), 200, _task_headers(request, task))
+
+
+@api.post(
+    "/v1/tasks/{id}/resume",
+    name="resumeTask",
+    summary="Resume a suspended task",
+    params=(TASK_ID,),
+    role="write",
+    responses={
+        200: Reply("Waiting again: queued, or scheduled until its time", "Task"),
+        400: BAD_REQUEST,
+        404: NOT_FOUND_TASK,
+        409: CONFLICT,
+    },
+)
+async def resume_task(request: Request) -> Response:
+    """Let a suspended task wait again. A task that is not suspended is a 409."""
+    task = await request.service.resume(request.path_params["id"], tenant=request.principal.scope)
     return raw_json_response(task_json(task), 200, _task_headers(request, task))
 
 

@@ -136,6 +136,7 @@ async def resource_route(call: Call) -> Response:
         types=(kickoff.operation,),
         tenant=call.principal.scope,
         labels=(("gcore.project_id", str(project)), ("gcore.region_id", str(region))),
+        archived=None,
     )
     cursor: str | None = None
     while True:  # newest first: a resource just created is found on the first page

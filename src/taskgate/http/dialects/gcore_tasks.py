@@ -35,8 +35,8 @@ LABEL_LIFECYCLE = "gcore.lifecycle_policy_id"
 
 GCORE_STATES = ("NEW", "RUNNING", "FINISHED", "ERROR")
 TO_TASKGATE: dict[str, tuple[State, ...]] = {
-    "NEW": (State.QUEUED, State.SCHEDULED),
-    "RUNNING": (State.RUNNING, State.CANCELING, State.SCHEDULED, State.QUEUED),
+    "NEW": (State.QUEUED, State.SCHEDULED, State.SUSPENDED),
+    "RUNNING": (State.RUNNING, State.CANCELING, State.SCHEDULED, State.QUEUED, State.SUSPENDED),
     "FINISHED": (State.SUCCEEDED,),
     "ERROR": (State.FAILED, State.CANCELED, State.TIMED_OUT),
 }
@@ -107,7 +107,7 @@ MAX_SCAN = 100_000
 
 def gcore_state(task: Task) -> str:
     state = task.state
-    if state is State.QUEUED or state is State.SCHEDULED:
+    if state is State.QUEUED or state is State.SCHEDULED or state is State.SUSPENDED:
         return "RUNNING" if task.attempt > 0 else "NEW"
     if state is State.RUNNING or state is State.CANCELING:
         return "RUNNING"
@@ -226,6 +226,7 @@ def store_filter(
         created_until=_after(until),
         labels=tuple(labels),
         acknowledged=acknowledged,
+        archived=None,  # Gcore lists tasks however long ago they ended: history too
     )
 
 

@@ -223,6 +223,8 @@ class ListQuery:
             created_until=(
                 datetime.fromtimestamp(self.until + 1, UTC) if self.until >= 0 else None
             ),
+            # PVE's archive is every task that ended: history too (running ones never are)
+            archived=False if tuple(states) == ACTIVE else None,
         )
 
     def keeps(self, task: Task) -> bool:
