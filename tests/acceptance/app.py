@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from pydantic import Field
 
 import taskgate
-from taskgate import Context
+from taskgate import ConcurrencyLimit, Context
 
 app = taskgate.App("acceptance")
 
@@ -74,3 +74,27 @@ def spin(ctx: Context, seconds: float = 60.0) -> None:
 @app.operation("noop")
 def noop(ctx: Context) -> None:
     """Does nothing."""
+
+
+@app.operation("hold", exclusive=["repository:{repository}"], shared=["remote:{remote}"])
+def hold(
+    ctx: Context, repository: int, remote: int | None = None, seconds: float = 0.02
+) -> list[float]:
+    """Holds its repository alone and shares its remote, for a moment; when it held them
+    (this machine's clock: every worker process reads the same one)."""
+    started = time.time()
+    time.sleep(seconds)
+    return [started, time.time()]
+
+
+@app.operation("capped", concurrency=3, limits=[ConcurrencyLimit(1, per="{bucket}")])
+def capped(ctx: Context, bucket: str, seconds: float = 0.02) -> list[float]:
+    """At most three at once in all, one per bucket; when it ran."""
+    started = time.time()
+    time.sleep(seconds)
+    return [started, time.time()]
+
+
+@app.operation("brief", archive_after=0.2, purge_after=1.0)
+def brief(ctx: Context) -> None:
+    """Kept a second after it ends."""

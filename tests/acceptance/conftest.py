@@ -86,12 +86,18 @@ def client(server: Server) -> Iterator[httpx.Client]:
 
 @pytest.fixture
 def serve_on(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callable[..., Server]]:
-    """``serve_on(database, workers=2, args=())``: servers of this test's own on a given
-    database (not started yet); whatever is left running is stopped."""
+    """``serve_on(database, workers=2, args=(), env=None)``: servers of this test's own on
+    a given database (not started yet); whatever is left running is stopped."""
     made: list[Server] = []
 
-    def make(database: Path | str, *, workers: int = 2, args: tuple[str, ...] = ()) -> Server:
-        server = Server(database, tmp_path, workers=workers, args=args)
+    def make(
+        database: Path | str,
+        *,
+        workers: int = 2,
+        args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+    ) -> Server:
+        server = Server(database, tmp_path, workers=workers, args=args, env=env)
         made.append(server)
         request.node.stash.setdefault(_SERVERS, []).append(server)
         return server
@@ -107,12 +113,14 @@ def serve_on(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callabl
 def make_server(
     tmp_path: Path, request: pytest.FixtureRequest, serve_on: Callable[..., Server]
 ) -> Iterator[Callable[..., Server]]:
-    """``make_server(workers=2, args=())``: servers of this test's own, all on one new
-    database of the store the test runs on (not started yet)."""
+    """``make_server(workers=2, args=(), env=None)``: servers of this test's own, all on
+    one new database of the store the test runs on (not started yet)."""
     with _database(_store(request), tmp_path, request) as database:
 
-        def make(*, workers: int = 2, args: tuple[str, ...] = ()) -> Server:
-            return serve_on(database, workers=workers, args=args)
+        def make(
+            *, workers: int = 2, args: tuple[str, ...] = (), env: dict[str, str] | None = None
+        ) -> Server:
+            return serve_on(database, workers=workers, args=args, env=env)
 
         yield make
 

@@ -55,8 +55,11 @@ class Server:
         workers: int = 2,
         args: tuple[str, ...] = (),
         app: str = APP,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.database = database
+        self.env = dict(env or {})
+        """More ``TASKGATE_*`` settings for this server (over `SETTINGS_ENV`)."""
         """A SQLite file, or a database URL (``postgresql://...``)."""
         self.app = app
         """The ``module:attribute`` serve runs (default: the acceptance app)."""
@@ -78,6 +81,7 @@ class Server:
         self._runs += 1
         env = {k: v for k, v in os.environ.items() if not k.startswith("TASKGATE_")}
         env.update(SETTINGS_ENV)
+        env.update(self.env)
         argv = [
             sys.executable,
             "-m",

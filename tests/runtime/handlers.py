@@ -239,3 +239,52 @@ def gives_up(ctx: Context) -> None:
     from taskgate import TaskTimedOut
 
     raise TaskTimedOut("the remote side took too long")
+
+
+# -- children and reservations ---------------------------------------------------------
+
+
+@app.operation("fan_out")
+def fan_out(ctx: Context, n: int = 3, fail_first: bool = False) -> list[Any]:
+    """Spawns ``n`` children (by key: a retry finds the first attempt's), waits for them."""
+    for i in range(n):
+        ctx.spawn("thread_echo", {"value": f"part {i}"}, key=f"part-{i}")
+    if fail_first and ctx.attempt == 1:
+        raise ValueError("the first attempt fails after spawning")
+    return [c.result["value"] for c in ctx.wait_children(timeout=50)]
+
+
+@app.operation("fan_out_async")
+async def fan_out_async(ctx: Context, n: int = 3) -> list[Any]:
+    for i in range(n):
+        await ctx.spawn_async("async_echo", {"value": f"part {i}"}, priority=1)
+    return [c.result["value"] for c in await ctx.wait_children_async(timeout=50)]
+
+
+@app.operation("fan_out_process", isolation="process")
+def fan_out_process(ctx: Context, n: int = 2) -> list[Any]:
+    for i in range(n):
+        ctx.spawn("thread_echo", {"value": f"part {i}"})
+    return [c.result["value"] for c in ctx.wait_children(timeout=50)]
+
+
+@app.operation("blocking_spawn")
+async def blocking_spawn(ctx: Context) -> None:
+    ctx.spawn("noop")  # wrong in an async handler: it must await spawn_async
+
+
+@app.operation("hold", exclusive=["repository:{repository}"], shared=["remote:{remote}"])
+def hold(
+    ctx: Context, repository: int, remote: int | None = None, seconds: float = 0.05
+) -> list[float]:
+    """Holds its repository (and shares its remote) for a moment; when it held them."""
+    started = time.time()
+    time.sleep(seconds)
+    return [started, time.time()]
+
+
+@app.operation("capped", concurrency=2)
+def capped(ctx: Context, seconds: float = 0.05) -> list[float]:
+    started = time.time()
+    time.sleep(seconds)
+    return [started, time.time()]
