@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import history, latency, postgres, reads, schedules, throughput, waiters
+from bench import history, latency, postgres, purge, reads, schedules, throughput, waiters
 from bench.common import machine
 
 Target = tuple[str, str, Callable[[dict[str, float]], float], str, float]
@@ -67,6 +67,12 @@ TARGETS: dict[str, list[tuple[str, Callable[[dict[str, float]], float], str, flo
         ("filtered list page p99 (ms), HTTP", lambda r: r["http_list_p99_ms"], "<=", 20),
         ("bytes on disk per task", lambda r: r["bytes_per_task"], "info", 0),
     ],
+    "purge": [
+        ("W1 tasks/s lost while 1M tasks are purged (%)", lambda r: r["w1_drop"] * 100, "<=", 20),
+        ("slowest API call on the purge (ms)", lambda r: r["slowest_api_ms"], "<=", 100),
+        ("a purge batch of 200, p50 (ms)", lambda r: r["batch_p50_ms"], "info", 0),
+        ("the purge of 1M tasks (s)", lambda r: r["purge_s"], "info", 0),
+    ],
     "sched": [
         ("10k schedules: scheduler CPU (% of a core)", lambda r: r["cpu_percent"], "<=", 5),
         ("10k schedules: runs submitted per second", lambda r: r["runs_per_s"], "info", 0),
@@ -83,6 +89,7 @@ WORKLOADS: dict[str, Callable[[Path], dict[str, float]]] = {
     "w4": waiters.run,
     "w5": history.run,
     "sched": schedules.run,
+    "purge": purge.run,
 }
 
 

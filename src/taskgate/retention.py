@@ -11,9 +11,10 @@ hot table.
 The scheduler (one per store) runs `RetentionService.run` every
 ``retention_interval``: for each operation with ended tasks (found by a loose index scan,
 one probe per operation), it moves or deletes the expired ones oldest first, `BATCH` at a
-time, each batch one short transaction, and pauses between batches as long as the batch
-took (`taskgate.service.pace`), so that the API and the workers, in this process or
-another, get the store in between. A pass that still finds full batches after `BATCHES` of them
+time, each batch one short transaction, and pauses between batches three times as long
+as the batch took (`taskgate.service.pace`), so that the API and the workers, in this
+process or another, have the store (and the machine) at least three quarters of the
+time. A pass that still finds full batches after `BATCHES` of them
 ends; the next pass goes on at once.
 
 History stays readable: get-by-id (and by UPID) looks there when the hot table has no
@@ -34,9 +35,9 @@ from taskgate.storage.rows import dumps
 
 log = logging.getLogger("taskgate.scheduler")
 
-BATCH = 500
+BATCH = 200
 """Tasks moved or deleted per transaction."""
-BATCHES = 200
+BATCHES = 500
 """Most batches one pass runs before it lets the scheduler's other duties in."""
 
 
