@@ -52,3 +52,12 @@ def sleep(ctx: Context, seconds: Annotated[float, Field(ge=0, le=600)] = 60.0) -
         ctx.log("asked to stop")
         ctx.check_canceled()
     return {"slept": seconds}
+
+
+@app.operation("fan_out")
+def fan_out(ctx: Context, parts: Annotated[int, Field(ge=0, le=10)] = 2) -> int:
+    """Spawns ``parts`` quick ``echo`` children and waits for them."""
+    for i in range(parts):
+        ctx.spawn("echo", {"name": f"part-{i}", "steps": 1}, key=f"part-{i}")
+    ctx.wait_children()
+    return parts

@@ -271,3 +271,25 @@ def test_purge_asks_at_a_terminal(env: dict[str, str]) -> None:
     code, raw = accepted.finish()
     assert code == 0, raw
     assert screen(raw)[-1] == "purged 0 tasks"
+
+
+def test_group_progress_bar_in_a_terminal(
+    env: dict[str, str], taskgate: Taskgate, tmp_path: Path
+) -> None:
+    path = tmp_path / "group.json"
+    path.write_text(
+        json.dumps(
+            [{"type": "echo", "params": {"steps": 2}}, {"type": "sleep", "params": {"seconds": 1}}]
+        )
+    )
+    group_id = taskgate("groups", "submit", str(path)).stdout.strip()
+    code, raw = Terminal(["groups", "wait", group_id], env).finish()
+    assert code == 0, raw
+    assert "\x1b[" in raw  # rich saw a terminal
+    lines = screen(raw)
+    bar = next(line for line in lines if BAR in line)
+    assert re.search(rf"group {group_id}\s+{BAR}+\s+2/2\s+\d+(\.\d)?s\s+2 succeeded", bar), lines
+    assert lines[-1] == f"group {group_id} ended: 2 succeeded"
+    piped = taskgate("groups", "wait", group_id)  # not a terminal: plain lines, no bar
+    assert piped.returncode == 0 and BAR not in piped.stdout
+    assert piped.stdout.splitlines()[-1] == f"group {group_id} ended: 2 succeeded"

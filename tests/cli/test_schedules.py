@@ -208,6 +208,9 @@ def test_refusals_exit_with_one_line(tg: Invoke, inproc: InProcessServer) -> Non
         missing = tg("schedules", *args)
         assert missing.exit_code == 2, (args, missing.output)
         assert missing.stderr == "taskgate: error: no schedule 'nope'\n", args
+        blank = tg("schedules", args[0], " ", *args[2:])
+        assert blank.exit_code == 2 and "must not be empty" in blank.stderr, args
+        assert "Traceback" not in blank.output
 
     bad = tg("schedules", "create", "bad", "echo", "every tuesday")
     assert bad.exit_code == 2

@@ -50,3 +50,16 @@ def talk(ctx: Context, lines: Annotated[int, Field(ge=0, le=10_000)] = 3, pause:
 @app.operation("noop")
 def noop(ctx: Context) -> None:
     """Does nothing."""
+
+
+@app.operation(
+    "fan_out",
+    exclusive=["fan:{name}"],
+    limits=[taskgate.ConcurrencyLimit(2, per="{tenant}")],
+)
+async def fan_out(ctx: Context, name: str = "x", parts: int = 2) -> int:
+    """Spawns ``parts`` noop children, waits for them; reserves ``fan:{name}``."""
+    for i in range(parts):
+        await ctx.spawn_async("noop", key=f"part-{i}")
+    await ctx.wait_children_async()
+    return parts

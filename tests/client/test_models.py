@@ -11,15 +11,20 @@ import pytest
 
 import taskgate.client
 from taskgate.client import (
+    ConcurrencyLimit,
     ErrorInfo,
+    Group,
     InvalidResponse,
+    Limit,
     LogLine,
     LogPage,
     Operation,
     Page,
+    Reservation,
     Schedule,
     SchedulePage,
     State,
+    SubmittedGroup,
     Task,
     TaskEvent,
 )
@@ -55,7 +60,13 @@ FULL: dict[str, Any] = {
     "group_id": None,
     "parent_id": None,
     "schedule_id": None,
+    "children": ["01a2064e-d1f6-7171-8b27-b4ec45249ab9", "01a2064e-d1f6-7171-8b27-b4ec45249aba"],
     "labels": {"env": "prod"},
+    "reserved_resources": {
+        "exclusive": ["repository:1"],
+        "shared": ["remote:9", "remote:10"],
+        "limits": [{"key": "sync:acme", "max": 2}],
+    },
     "acknowledged_at": "2025-01-31T12:00:03Z",
     "acknowledged_by": "bob",
     "created_at": "2025-01-31T12:00:00Z",
@@ -82,6 +93,12 @@ def test_every_field_of_the_task_json() -> None:
     assert task.started_at == datetime(2025, 1, 31, 12, 0, 1, 500000, tzinfo=UTC)
     assert task.acknowledged_by == "bob" and task.acknowledged_at is not None
     assert task.log_count == 4 and task.max_attempts == 3 and task.priority == 5
+    assert task.children == tuple(FULL["children"])
+    assert task.reserved_resources == Reservation(
+        exclusive=("repository:1",),
+        shared=("remote:9", "remote:10"),
+        limits=(Limit("sync:acme", 2),),
+    )
     # every field the server sends has a field here
     names = set(Task.__dataclass_fields__)
     assert set(FULL) <= names
@@ -98,6 +115,7 @@ def test_a_minimal_task_takes_defaults() -> None:
     assert task.state is State.QUEUED
     assert task.params == {} and task.labels == {} and task.error is None
     assert task.created_at is None and task.max_attempts == 1
+    assert task.children == () and task.reserved_resources is None and not task.archived
 
 
 def test_wrongly_typed_optional_fields_are_dropped() -> None:
@@ -111,10 +129,23 @@ def test_wrongly_typed_optional_fields_are_dropped() -> None:
             "labels": ["a"],
             "user_id": True,
             "error": "no",
+            "children": "x",
+            "reserved_resources": ["a"],
+            "archived": "yes",
         }
     )
     assert task.progress is None and task.created_at is None
     assert task.labels == {} and task.user_id is None and task.error is None
+    assert task.children == () and task.reserved_resources is None and not task.archived
+    odd = Task.from_json(
+        {
+            **FULL,
+            "children": ["a", 7, None],
+            "reserved_resources": {"shared": "x", "limits": [{"key": "k"}, "no"]},
+        }
+    )
+    assert odd.children == ("a",)
+    assert odd.reserved_resources == Reservation(limits=(Limit("k", 0),))
 
 
 @pytest.mark.parametrize(
@@ -174,6 +205,64 @@ def test_operation() -> None:
     )
     assert op.name == "add" and op.max_attempts == 3 and op.parameters == {"type": "object"}
     assert op.timeout is None and op.retry_on_worker_loss is False
+    assert op.exclusive == op.shared == op.limits == ()  # an older server: defaults
+    assert op.archive_after is None and op.purge_after is None
+    reserving = Operation.from_json(
+        {
+            "name": "sync",
+            "exclusive": ["repository:{repository_id}"],
+            "shared": ["remote:{remote_id}"],
+            "limits": [{"name": "sync", "max": 2, "per": "{tenant}"}, {"max": 1, "per": None}],
+            "archive_after": 3600,
+            "purge_after": None,
+        }
+    )
+    assert reserving.exclusive == ("repository:{repository_id}",)
+    assert reserving.shared == ("remote:{remote_id}",)
+    assert reserving.limits == (ConcurrencyLimit("sync", 2, "{tenant}"), ConcurrencyLimit("", 1))
+    assert reserving.archive_after == 3600.0 and reserving.purge_after is None  # for ever
+
+
+GROUP: dict[str, Any] = {
+    "id": "01a20766-f93b-701c-9069-1f52aa0e4659",
+    "total": 5,
+    "ended": False,
+    "states": {
+        "queued": 1,
+        "scheduled": 0,
+        "suspended": 1,
+        "running": 1,
+        "canceling": 0,
+        "succeeded": 1,
+        "failed": 1,
+        "canceled": 0,
+        "timed_out": 0,
+    },
+    "tasks": "/v1/tasks?group_id=01a20766-f93b-701c-9069-1f52aa0e4659&archived=any",
+}
+
+
+def test_group() -> None:
+    group = Group.from_json({**GROUP, "new": 1})
+    assert (group.id, group.total, group.ended) == (GROUP["id"], 5, False)
+    assert group.states == GROUP["states"] and group.tasks == GROUP["tasks"]
+    assert group.finished == 2 and group.count("suspended") == 1 and group.count("paused") == 0
+    assert set(GROUP) <= set(Group.__dataclass_fields__)
+    # a server that sends less: the total and whether it ended come from the states
+    done = Group.from_json({"id": "g", "states": {"succeeded": 2, "failed": "x"}})
+    assert (done.total, done.ended, done.states) == (2, True, {"succeeded": 2, "failed": 0})
+    with pytest.raises(InvalidResponse):
+        Group.from_json({"total": 1})
+
+
+def test_submitted_group() -> None:
+    submitted = SubmittedGroup.from_json(
+        {"id": "g", "tasks": [FULL], "group": "/v1/groups/g", "new": 1}
+    )
+    assert [t.id for t in submitted.tasks] == [FULL["id"]] and submitted.group == "/v1/groups/g"
+    for doc in ({"id": "g"}, {"tasks": []}, []):
+        with pytest.raises(InvalidResponse):
+            SubmittedGroup.from_json(doc)
 
 
 SCHEDULE: dict[str, Any] = {

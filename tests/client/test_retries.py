@@ -18,6 +18,7 @@ from taskgate.client import (
     Client,
     ConnectionFailed,
     Forbidden,
+    GroupWaitTimeout,
     InvalidResponse,
     NotFound,
     RequestTimeout,
@@ -345,6 +346,68 @@ def test_watch_yields_each_change_then_stops(sleeps: list[float]) -> None:
     assert "wait" not in script.requests[0].url.params  # the task now, at once
 
 
+# -- groups ----------------------------------------------------------------------------
+
+GROUP = "01a20766-f93b-701c-9069-1f52aa0e4659"
+
+
+def summary(**states: int) -> httpx.Response:
+    ended = not set(states) - {"succeeded", "failed", "canceled", "timed_out"}
+    doc = {"id": GROUP, "total": sum(states.values()), "ended": ended, "states": states}
+    return httpx.Response(200, json=doc)
+
+
+def test_wait_group_spaces_its_reads_and_retries_a_503(sleeps: list[float]) -> None:
+    script = Script(
+        summary(queued=2),
+        summary(queued=2),
+        summary(running=1, succeeded=1),
+        unavailable("0"),
+        summary(succeeded=1, failed=1),
+    )
+    with script.client() as client:
+        done = client.wait_group(GROUP, poll=1.0)
+    assert done.ended and done.finished == 2 and done.count("failed") == 1
+    assert len(script.requests) == 5
+    assert {r.url.path for r in script.requests} == {f"/v1/groups/{GROUP}"}
+    pauses, retried = sleeps[:3], sleeps[3:]
+    assert 0.05 <= pauses[0] <= 0.1 and 0.1 <= pauses[1] <= 0.2 and 0.2 <= pauses[2] <= 0.4
+    assert retried == [0.0]  # the 503's Retry-After: 0; no pause after the last read
+
+
+async def test_wait_group_reads_at_most_poll_apart(sleeps: list[float]) -> None:
+    script = Script(*[summary(running=1)] * 10, summary(succeeded=1))
+    async with script.async_client() as client:
+        seen = [g async for g in client.watch_group(GROUP, poll=0.5)]
+    assert [g.count("running") for g in seen] == [1, 0]  # each change once
+    assert len(sleeps) == 10 and max(sleeps) <= 0.5 and min(sleeps[4:]) >= 0.25
+
+
+def test_wait_group_timeout_stops_at_the_deadline(sleeps: list[float]) -> None:
+    script = Script(summary(queued=1))
+    with script.client() as client, pytest.raises(GroupWaitTimeout) as caught:
+        client.wait_group(GROUP, timeout=0)
+    assert caught.value.group.count("queued") == 1 and len(script.requests) == 1
+
+
+@pytest.mark.parametrize("answer", [dropped(), unavailable("1")])
+def test_a_group_submit_is_not_sent_twice(answer: Any, sleeps: list[float]) -> None:
+    """The API takes no idempotency key for a group: once it may have reached the
+    server, it is not sent again (two groups would be made)."""
+    script = Script(answer)
+    with script.client() as client, pytest.raises((ConnectionFailed, APIError)):
+        client.submit_group([{"type": "noop"}])
+    assert len(script.requests) == 1 and sleeps == []
+
+
+def test_a_group_submit_whose_connection_never_opened_is_sent(sleeps: list[float]) -> None:
+    created = {"id": GROUP, "tasks": [TASK], "group": f"/v1/groups/{GROUP}"}
+    script = Script(refused(), httpx.Response(202, json=created))
+    with script.client() as client:
+        assert client.submit_group([{"type": "add"}]).tasks[0].id == TASK["id"]
+    assert len(script.requests) == 2
+
+
 # -- problems --------------------------------------------------------------------------
 
 
@@ -430,6 +493,81 @@ def test_headers_url_and_options(sleeps: list[float], monkeypatch: pytest.Monkey
         ("max_attempts", "2"),
     ]
     assert orjson.loads(request.content) == {"type": "explicit wins"}
+
+
+def test_the_group_and_resource_options_of_a_submit(sleeps: list[float]) -> None:
+    script = Script(task(202), task(202))
+    with script.client() as client:
+        client.submit(
+            "add",
+            group_id="nightly",
+            exclusive_resources=("repository:1", "repository:2"),
+            shared_resources="remote:9",
+        )
+        client.submit("add", exclusive_resources=[], shared_resources=None)
+    assert script.requests[0].url.params.multi_items() == [
+        ("group_id", "nightly"),
+        ("exclusive_resource", "repository:1"),
+        ("exclusive_resource", "repository:2"),
+        ("shared_resource", "remote:9"),
+    ]
+    assert script.requests[1].url.params.multi_items() == []
+
+
+def test_a_group_submit_sends_plain_json(sleeps: list[float]) -> None:
+    created = {"id": GROUP, "tasks": [TASK, TASK], "group": f"/v1/groups/{GROUP}"}
+    script = Script(httpx.Response(202, json=created))
+    with script.client() as client:
+        submitted = client.submit_group(
+            (
+                {
+                    "type": "add",
+                    "params": {"a": 1},
+                    "delay": timedelta(minutes=1),
+                    "timeout": 30,
+                    "scheduled_at": None,
+                    "exclusive_resources": ("r1",),
+                    "shared_resources": "r2",
+                },
+                {"type": "noop", "scheduled_at": datetime(2030, 1, 1, tzinfo=UTC)},
+            )
+        )
+    assert submitted.id == GROUP and len(submitted.tasks) == 2
+    (request,) = script.requests
+    assert (request.method, request.url.path) == ("POST", "/v1/groups")
+    assert "idempotency-key" not in request.headers
+    assert orjson.loads(request.content) == {
+        "tasks": [
+            {
+                "type": "add",
+                "params": {"a": 1},
+                "delay": 60.0,
+                "timeout": 30.0,
+                "scheduled_at": None,
+                "exclusive_resources": ["r1"],
+                "shared_resources": ["r2"],
+            },
+            {"type": "noop", "scheduled_at": "2030-01-01T00:00:00+00:00"},
+        ]
+    }
+
+
+def test_the_new_list_filters(sleeps: list[float]) -> None:
+    empty = {"items": [], "next_cursor": None}
+    script = Script(*[httpx.Response(200, json=empty)] * 4)
+    with script.client() as client:
+        list(client.list(group_id="g", parent_id=TASK["id"], resource="repository:1"))
+        list(client.list(archived=True))
+        list(client.list(archived="any", group_id=None))
+        client.list_page(archived=False)
+    params = [r.url.params for r in script.requests]
+    assert [(k, v) for k, v in params[0].multi_items() if k != "limit"] == [
+        ("group_id", "g"),
+        ("parent_id", TASK["id"]),
+        ("resource", "repository:1"),
+    ]
+    assert params[1]["archived"] == "true" and params[2]["archived"] == "any"
+    assert "archived" not in params[3]  # the server's default: not sent
 
 
 def test_bad_arguments_fail_before_sending(sleeps: list[float]) -> None:

@@ -5,9 +5,10 @@ one line on stderr and exit with status 2; other taskgate errors exit with statu
 Settings come from flags, ``TASKGATE_*`` variables and a TOML file
 (`taskgate.settings`); every command that takes settings accepts ``--config``.
 
-``submit``, ``tasks ...`` and ``schedules ...`` are clients of a running server, through
-the SDK only (`taskgate.cli.client_commands`, `taskgate.cli.schedule_commands`); their
-exit statuses are listed in `taskgate.cli.remote`.
+``submit``, ``tasks ...``, ``schedules ...`` and ``groups ...`` are clients of a running
+server, through the SDK only (`taskgate.cli.client_commands`,
+`taskgate.cli.schedule_commands`, `taskgate.cli.group_commands`); their exit statuses are
+listed in `taskgate.cli.remote`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import click
 
 import taskgate
 from taskgate.cli.client_commands import submit, tasks
+from taskgate.cli.group_commands import groups
 from taskgate.cli.keys import keys
 from taskgate.cli.migrate import migrate
 from taskgate.cli.schedule_commands import schedules
@@ -55,6 +57,7 @@ cli.add_command(keys)
 cli.add_command(submit)
 cli.add_command(tasks)
 cli.add_command(schedules)
+cli.add_command(groups)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

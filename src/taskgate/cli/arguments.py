@@ -1,4 +1,4 @@
-"""Command-line values of the client commands: task parameters, labels, durations.
+"""Command-line values of the client commands: task parameters, labels, durations, ids.
 
 ``taskgate submit vzdump vmid=100 storage=local tags='["a"]' note:='"007"'``
 
@@ -88,3 +88,17 @@ def duration_callback(
     if value is None:
         return None
     return parse_duration(value, option=param.opts[0] if param.opts else "duration")
+
+
+def not_blank(
+    ctx: click.Context, param: click.Parameter, value: str | tuple[str, ...] | None
+) -> str | tuple[str, ...] | None:
+    """A click callback: the value (or each of a repeated option's), stripped; an empty
+    one is refused here rather than sent (``--group ""``, ``groups show " "``)."""
+    if value is None:
+        return None
+    values = (value,) if isinstance(value, str) else value
+    if any(not v.strip() for v in values):
+        raise click.BadParameter("must not be empty")
+    stripped = tuple(v.strip() for v in values)
+    return stripped[0] if isinstance(value, str) else stripped

@@ -1,5 +1,6 @@
 """The commands for people at a terminal: ``taskgate submit`` and ``taskgate tasks ...``
-(``taskgate schedules ...`` is in `taskgate.cli.schedule_commands`).
+(``taskgate schedules ...`` is in `taskgate.cli.schedule_commands`, ``taskgate groups
+...`` in `taskgate.cli.group_commands`).
 
 They use the SDK (`taskgate.client`) and nothing of the server's. Output is a rich
 table, panel or progress bar on a terminal, plain text when piped, and JSON only with
@@ -20,6 +21,7 @@ from rich.text import Text
 from taskgate.cli import render
 from taskgate.cli.arguments import (
     duration_callback,
+    not_blank,
     parse_duration,
     parse_labels,
     parse_params,
@@ -38,6 +40,8 @@ from taskgate.cli.watch import display_for, follow
 from taskgate.client import Client, State, Task, WaitTimeout
 
 DEFAULT_LIMIT = 20
+ARCHIVED: dict[str, bool | str] = {"false": False, "true": True, "any": "any"}
+"""``tasks ls --archived``: the SDK's value for each choice."""
 EXIT_INTERRUPTED = 130
 """Ctrl+C, as a shell reports a command ended by SIGINT (128 + 2)."""
 MAX_PAGE = 500
@@ -114,6 +118,27 @@ def follow_to_end(
     metavar="KEY",
     help="Submitting again with the same key returns the same task.",
 )
+@click.option(
+    "--group",
+    "group_id",
+    callback=not_blank,
+    metavar="ID",
+    help="The group the task joins (one `groups submit` made, or a name of yours).",
+)
+@click.option(
+    "--exclusive",
+    multiple=True,
+    callback=not_blank,
+    metavar="NAME",
+    help="A resource the task holds alone while it runs (repeat).",
+)
+@click.option(
+    "--shared",
+    multiple=True,
+    callback=not_blank,
+    metavar="NAME",
+    help="A resource it shares with other --shared holders, never beside an --exclusive one.",
+)
 @VERBOSE
 @connection_options
 def submit(
@@ -129,6 +154,9 @@ def submit(
     task_timeout: float | None,
     max_attempts: int | None,
     idempotency_key: str | None,
+    group_id: str | None,
+    exclusive: tuple[str, ...],
+    shared: tuple[str, ...],
     verbose: bool,
     as_json: bool,
     **connection: Any,
@@ -160,6 +188,9 @@ def submit(
             scheduled_at=scheduled_at,
             timeout=task_timeout,
             max_attempts=max_attempts,
+            group_id=group_id,
+            exclusive_resources=exclusive or None,
+            shared_resources=shared or None,
         )
         if wait:
             return follow_to_end(
@@ -191,7 +222,7 @@ def print_submitted(task: Task, *, as_json: bool) -> None:
 
 @click.group(epilog=EXIT_HELP)
 def tasks() -> None:
-    """List, show, follow, cancel, acknowledge and purge tasks."""
+    """List, show, follow, cancel, suspend, resume, acknowledge and purge tasks."""
 
 
 def split_values(values: Iterable[str]) -> list[str]:
@@ -213,6 +244,22 @@ def split_values(values: Iterable[str]) -> list[str]:
     help="Only acknowledged (or not yet acknowledged) tasks.",
 )
 @click.option(
+    "--group", "group_id", callback=not_blank, metavar="ID", help="Only this group's tasks."
+)
+@click.option(
+    "--parent", "parent_id", callback=not_blank, metavar="ID", help="Only this task's children."
+)
+@click.option(
+    "--resource", callback=not_blank, metavar="NAME", help="Only tasks reserving this resource."
+)
+@click.option(
+    "--archived",
+    type=click.Choice(list(ARCHIVED)),
+    default="false",
+    show_default=True,
+    help="Tasks not yet moved to history (false), only those in history (true), or both.",
+)
+@click.option(
     "-n",
     "--limit",
     type=click.IntRange(1),
@@ -229,13 +276,25 @@ def ls(
     labels: tuple[str, ...],
     tenant: str | None,
     acknowledged: bool | None,
+    group_id: str | None,
+    parent_id: str | None,
+    resource: str | None,
+    archived: str,
     limit: int,
     everything: bool,
     as_json: bool,
     **connection: Any,
 ) -> int:
-    """List tasks, newest first: a table, or one JSON object per line with --json."""
-    filters: dict[str, Any] = {}
+    """List tasks, newest first: a table, or one JSON object per line with --json.
+
+    Tasks that ended long ago move to history (how long after is each operation's
+    archive_after); --archived true or any lists them."""
+    filters: dict[str, Any] = {
+        "group_id": group_id,
+        "parent_id": parent_id,
+        "resource": resource,
+        "archived": ARCHIVED[archived],
+    }
     if states:
         filters["state"] = split_values(states)
     if types:
@@ -283,8 +342,16 @@ def _task_line(task: Task, note: str = "") -> Text:
     return Text.assemble("task ", (task.id, "bold"), " ", render.state_text(task.state), note)
 
 
+def _print_task(task: Task, *, as_json: bool, note: str = "") -> None:
+    """A changed task: its JSON, or ``task ID STATE`` and ``note``."""
+    if as_json:
+        render.json_line(task)
+    else:
+        render.console().print(_task_line(task, note))
+
+
 @tasks.command()
-@click.argument("task_id", metavar="ID")
+@click.argument("task_id", metavar="ID", callback=not_blank)
 @connection_options
 def show(task_id: str, as_json: bool, **connection: Any) -> int:
     """Show every field of a task, and its error's traceback."""
@@ -298,7 +365,7 @@ def show(task_id: str, as_json: bool, **connection: Any) -> int:
 
 
 @tasks.command()
-@click.argument("task_id", metavar="ID")
+@click.argument("task_id", metavar="ID", callback=not_blank)
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines until the task ends.")
 @click.option("-t", "--timestamps", is_flag=True, help="Show each line's time.")
 @connection_options
@@ -316,7 +383,7 @@ def logs(task_id: str, follow: bool, timestamps: bool, as_json: bool, **connecti
 
 
 @tasks.command("wait", epilog=EXIT_HELP)
-@click.argument("task_id", metavar="ID")
+@click.argument("task_id", metavar="ID", callback=not_blank)
 @click.option(
     "--timeout",
     callback=duration_callback,
@@ -338,31 +405,45 @@ def wait_command(
 
 
 @tasks.command()
-@click.argument("task_id", metavar="ID")
+@click.argument("task_id", metavar="ID", callback=not_blank)
 @connection_options
 def cancel(task_id: str, as_json: bool, **connection: Any) -> int:
     """Cancel a task: a waiting one ends at once, a running one is asked to stop."""
     with session(**connection) as client:
-        task = client.cancel(task_id)
-        if as_json:
-            render.json_line(task)
-        else:
-            render.console().print(_task_line(task))
+        _print_task(client.cancel(task_id), as_json=as_json)
     return EXIT_OK
 
 
 @tasks.command()
-@click.argument("task_id", metavar="ID")
+@click.argument("task_id", metavar="ID", callback=not_blank)
+@connection_options
+def suspend(task_id: str, as_json: bool, **connection: Any) -> int:
+    """Hold a waiting (queued or scheduled) task: no worker starts it until it is
+    resumed. A task that has started or ended cannot be (exit status 1)."""
+    with session(**connection) as client:
+        _print_task(client.suspend(task_id), as_json=as_json)
+    return EXIT_OK
+
+
+@tasks.command()
+@click.argument("task_id", metavar="ID", callback=not_blank)
+@connection_options
+def resume(task_id: str, as_json: bool, **connection: Any) -> int:
+    """Let a suspended task wait again (queued, or scheduled if its time is to come)."""
+    with session(**connection) as client:
+        _print_task(client.resume(task_id), as_json=as_json)
+    return EXIT_OK
+
+
+@tasks.command()
+@click.argument("task_id", metavar="ID", callback=not_blank)
 @connection_options
 def ack(task_id: str, as_json: bool, **connection: Any) -> int:
     """Acknowledge a task (mark it as seen); its state does not change."""
     with session(**connection) as client:
         task = client.acknowledge(task_id)
-        if as_json:
-            render.json_line(task)
-        else:
-            by = f" by {task.acknowledged_by}" if task.acknowledged_by else ""
-            render.console().print(_task_line(task, f", acknowledged{by}"))
+        by = f" by {task.acknowledged_by}" if task.acknowledged_by else ""
+        _print_task(task, as_json=as_json, note=f", acknowledged{by}")
     return EXIT_OK
 
 

@@ -1,17 +1,17 @@
 """What every client command shares: its flags, its SDK client, its exit statuses.
 
-The client commands (``submit``, ``tasks ...``, ``schedules ...``) talk to a server
-through the SDK (`taskgate.client.Client`) only. `session` opens the client and turns
-every error the SDK raises into one line on stderr and an exit status, so that no
-traceback reaches a person at a terminal:
+The client commands (``submit``, ``tasks ...``, ``schedules ...``, ``groups ...``) talk
+to a server through the SDK (`taskgate.client.Client`) only. `session` opens the client
+and turns every error the SDK raises into one line on stderr and an exit status, so that
+no traceback reaches a person at a terminal:
 
 ====  ==========================================================================
-0     done; for a waited task: it succeeded
-1     the task failed; or another error (the server failed, the task's state
-      forbids the action)
+0     done; for a waited task: it succeeded (for a group: every task did)
+1     the task failed (a task of the group failed or timed out); or another
+      error (the server failed, the task's state forbids the action)
 2     usage error: a bad flag or value, or what it names does not exist (404),
       or the server refused the parameters (400, 422: each field named)
-3     the task was canceled
+3     the task was canceled (a task of the group was, and none failed)
 4     the task timed out (its own timeout)
 5     the wait timed out (``--timeout``) before the task ended
 6     the server cannot be reached, or refused the API key (401, 403)

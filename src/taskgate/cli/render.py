@@ -1,5 +1,5 @@
-"""How the client commands show tasks and schedules: rich tables and panels for people,
-JSON for scripts.
+"""How the client commands show tasks, schedules and groups: rich tables and panels for
+people, JSON for scripts.
 
 Every renderer takes the SDK's typed records (`taskgate.client`), never the server's.
 With ``--json`` a command writes only `json_line` output on stdout: one JSON object per
@@ -12,7 +12,7 @@ import contextlib
 import math
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any, NoReturn, TextIO
 
@@ -22,11 +22,13 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from taskgate.client import ErrorInfo, LogLine, Schedule, Task
+from taskgate.client import ErrorInfo, LogLine, Reservation, Schedule, Task
+from taskgate.client import Group as GroupSummary  # rich has a Group of its own
 
 STATE_STYLES = {
     "queued": "cyan",
     "scheduled": "blue",
+    "suspended": "dim yellow",
     "running": "yellow",
     "canceling": "magenta",
     "succeeded": "bold green",
@@ -125,6 +127,14 @@ def pretty_json(value: Any) -> str:
 # -- tasks ------------------------------------------------------------------------------
 
 
+def fields_grid() -> Table:
+    """Two columns, a record's field names (bold) and their values."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column()
+    return grid
+
+
 def task_table(tasks: Iterable[Task]) -> Table:
     """One row per task: id, type, state (coloured), progress, message, created, object."""
     table = Table(box=None, pad_edge=False, header_style="bold")
@@ -184,8 +194,10 @@ DETAIL_FIELDS = (
     "request_id",
     "group_id",
     "parent_id",
+    "children",
     "schedule_id",
     "labels",
+    "reserved_resources",
     "acknowledged_at",
     "acknowledged_by",
     "created_at",
@@ -193,22 +205,48 @@ DETAIL_FIELDS = (
     "started_at",
     "updated_at",
     "finished_at",
-    "archived",
     "log_count",
 )
 
 
+def ids_text(ids: Iterable[str]) -> Text:
+    """Task ids, one a line; ``-`` when there are none."""
+    listed = list(ids)
+    return Text("\n".join(listed)) if listed else Text("-", style="dim")
+
+
+def reservation_text(reservation: Reservation | None) -> Text:
+    """What a task reserves, a line for each kind: ``exclusive repository:1, ...``."""
+    if reservation is None:
+        return Text("-", style="dim")
+    lines = []
+    if reservation.exclusive:
+        lines.append(f"exclusive {', '.join(reservation.exclusive)}")
+    if reservation.shared:
+        lines.append(f"shared {', '.join(reservation.shared)}")
+    lines.extend(f"limit {limit.key} (at most {limit.max})" for limit in reservation.limits)
+    return Text("\n".join(lines))
+
+
+DETAIL_RENDERERS: dict[str, Callable[[Any], RenderableType]] = {
+    "children": ids_text,
+    "reserved_resources": reservation_text,
+}
+
+
 def task_details(task: Task) -> RenderableType:
-    """Every field of the task, then its error with the traceback."""
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold", no_wrap=True)
-    grid.add_column()
+    """Every field of the task (``archived`` only once it is in history), then its error
+    with the traceback."""
+    grid = fields_grid()
     grid.add_row("state", state_text(task.state))
+    if task.archived:
+        grid.add_row("archived", Text("yes (moved to history)", style="dim"))
     grid.add_row("progress", Text(percent(task.progress) or "-"))
     if task.progress_detail:
         grid.add_row("progress_detail", _value(task.progress_detail))
     for name in DETAIL_FIELDS:
-        grid.add_row(name, _value(getattr(task, name, None)))
+        renderer = DETAIL_RENDERERS.get(name, _value)
+        grid.add_row(name, renderer(getattr(task, name, None)))
     if task.error is None:
         return grid
     return Group(grid, Text(""), error_block(task.error, traceback=True))
@@ -344,9 +382,7 @@ SCHEDULE_FIELDS = (
 
 def schedule_details(schedule: Schedule) -> RenderableType:
     """Every field of the schedule."""
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold", no_wrap=True)
-    grid.add_column()
+    grid = fields_grid()
     grid.add_row("enabled", enabled_text(schedule))
     for name in SCHEDULE_FIELDS:
         grid.add_row(name, _value(getattr(schedule, name, None)))
@@ -363,3 +399,49 @@ def schedule_line(schedule: Schedule, done: str) -> Text:
     elif schedule.disabled_reason and schedule.disabled_reason != "paused":
         line.append(f"; disabled: {schedule.disabled_reason}", style="yellow")
     return line
+
+
+# -- groups -----------------------------------------------------------------------------
+
+
+def counts_text(group: GroupSummary) -> Text:
+    """``2 running, 1 succeeded``: the states some task of the group is in, coloured."""
+    parts = [(n, state) for state, n in group.states.items() if n]
+    if not parts:
+        return Text("no tasks", style="dim")
+    text = Text()
+    for i, (n, state) in enumerate(parts):
+        text.append(f"{', ' if i else ''}{n} ")
+        text.append_text(state_text(state))
+    return text
+
+
+def group_details(group: GroupSummary) -> RenderableType:
+    """The group's id, total and whether it has ended, then a row per state some of its
+    tasks are in."""
+    grid = fields_grid()
+    grid.add_row("id", Text(group.id))
+    grid.add_row("total", Text(str(group.total)))
+    ended = "yes" if group.ended else f"no ({group.finished} of {group.total} ended)"
+    grid.add_row("ended", Text(ended, style="green" if group.ended else "yellow"))
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    table.add_column("STATE", no_wrap=True)
+    table.add_column("TASKS", justify="right", no_wrap=True)
+    for state, n in group.states.items():
+        if n:
+            table.add_row(state_text(state), str(n))
+    hint = Text(f"its tasks: taskgate tasks ls --group {group.id} --archived any", style="dim")
+    return Group(grid, Text(""), table, Text(""), hint)
+
+
+def group_line(group: GroupSummary, done: str) -> Text:
+    """``group 01a2... suspended: 2 suspended, 1 running``."""
+    return Text.assemble("group ", (group.id, "bold"), f" {done}: ", counts_text(group))
+
+
+def group_status(group: GroupSummary, elapsed: float) -> str:
+    """One line of a group's progress for output that is not a terminal."""
+    return (
+        f"{group.id} {group.finished}/{group.total} ended: {counts_text(group).plain}"
+        f" ({duration(elapsed)})"
+    )

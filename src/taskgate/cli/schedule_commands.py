@@ -23,6 +23,7 @@ from rich.text import Text
 from taskgate.cli import render
 from taskgate.cli.arguments import (
     duration_callback,
+    not_blank,
     parse_duration,
     parse_labels,
     parse_params,
@@ -238,7 +239,7 @@ def list_command(
 
 
 @schedules.command()
-@click.argument("ref", metavar="REF")
+@click.argument("ref", metavar="REF", callback=not_blank)
 @connection_options
 def show(ref: str, as_json: bool, **connection: Any) -> int:
     """Show every field of a schedule."""
@@ -252,7 +253,7 @@ def show(ref: str, as_json: bool, **connection: Any) -> int:
 
 
 @schedules.command()
-@click.argument("ref", metavar="REF")
+@click.argument("ref", metavar="REF", callback=not_blank)
 @click.option(
     "--state", "states", multiple=True, metavar="STATE", help="Only these states (repeat, or a,b)."
 )
@@ -352,7 +353,7 @@ def create(
 
 
 @schedules.command(epilog=EXIT_HELP)
-@click.argument("ref", metavar="REF")
+@click.argument("ref", metavar="REF", callback=not_blank)
 @click.argument("params", nargs=-1, metavar="[KEY=VALUE]...")
 @click.option(
     "--recurrence",
@@ -411,7 +412,7 @@ def update(
 
 
 @schedules.command()
-@click.argument("ref", metavar="REF")
+@click.argument("ref", metavar="REF", callback=not_blank)
 @connection_options
 def pause(ref: str, as_json: bool, **connection: Any) -> int:
     """Pause a schedule: no run starts until it is resumed (a running one goes on)."""
@@ -421,7 +422,7 @@ def pause(ref: str, as_json: bool, **connection: Any) -> int:
 
 
 @schedules.command()
-@click.argument("ref", metavar="REF")
+@click.argument("ref", metavar="REF", callback=not_blank)
 @connection_options
 def resume(ref: str, as_json: bool, **connection: Any) -> int:
     """Resume a schedule: its next run is the first one from now (runs missed while it
@@ -432,7 +433,7 @@ def resume(ref: str, as_json: bool, **connection: Any) -> int:
 
 
 @schedules.command("run", epilog=EXIT_HELP)
-@click.argument("ref", metavar="REF")
+@click.argument("ref", metavar="REF", callback=not_blank)
 @click.option("-w", "--wait", is_flag=True, help="Follow the run until it ends.")
 @click.option(
     "--wait-timeout",
@@ -469,7 +470,7 @@ def run_command(
 
 
 @schedules.command()
-@click.argument("ref", metavar="REF")
+@click.argument("ref", metavar="REF", callback=not_blank)
 @connection_options
 def delete(ref: str, as_json: bool, **connection: Any) -> int:
     """Delete a schedule; its tasks, ended or running, stay. --json prints the schedule as

@@ -1,25 +1,30 @@
-"""Following a task until it ends, as ``submit --wait`` and ``tasks wait`` show it.
+"""Following a task until it ends, as ``submit --wait`` and ``tasks wait`` show it, and a
+group until every task of it has ended (``groups wait``).
 
 The task is followed with the server's ``?wait`` long poll (through the SDK), so each
-change arrives as it happens and nothing polls in a loop. What a person sees depends on
+change arrives as it happens and nothing polls in a loop; a group's summary is read at
+growing intervals (`taskgate.client.Client.watch_group`). What a person sees depends on
 where the output goes:
 
 - a terminal: a live rich progress bar with the task's percent, state, message and the
-  time since it was created, redrawn as each long poll returns;
-- not a terminal: one plain line each time the state, percent or message changes;
-- ``--json``: nothing while waiting (stdout carries only the final task), except the bar
-  on stderr when stderr is a terminal.
+  time since it was created, redrawn as each long poll returns (for a group: its tasks
+  ended out of its total, and how many are in each state);
+- not a terminal: one plain line each time the state, percent or message changes (each
+  time the group's counts change);
+- ``--json``: nothing while waiting (stdout carries only the final task or group),
+  except the bar on stderr when stderr is a terminal.
 """
 
 from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 from rich.console import Console
 from rich.progress import (
     BarColumn,
+    MofNCompleteColumn,
     Progress,
     ProgressColumn,
     SpinnerColumn,
@@ -31,7 +36,7 @@ from rich.progress import Task as BarTask
 from rich.text import Text
 
 from taskgate.cli import render
-from taskgate.client import Client, Task
+from taskgate.client import Client, Group, GroupRef, Task
 
 
 class Display(Protocol):
@@ -43,6 +48,17 @@ class Display(Protocol):
 
     def show(self, task: Task) -> None:
         """The task as it is now (called after each long poll that saw a change)."""
+
+
+class GroupDisplay(Protocol):
+    """Shows a followed group as its counts change."""
+
+    def __enter__(self) -> GroupDisplay: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+    def show(self, group: Group) -> None:
+        """The group's summary as it is now (called each time it changed)."""
 
 
 def started_ago(task: Task) -> float:
@@ -69,7 +85,25 @@ class StateColumn(ProgressColumn):
         return render.state_text(str(task.fields.get("state", "")))
 
 
-class Bar:
+class _Live:
+    """A live rich progress display, drawn while in its ``with`` block."""
+
+    progress: Progress
+
+    def __enter__(self) -> Self:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def _ended(self, bar: TaskID) -> None:
+        """Freeze ``bar`` (its spinner and time) and draw it as it ended."""
+        self.progress.stop_task(bar)
+        self.progress.refresh()
+
+
+class Bar(_Live):
     """A live rich progress bar for one task."""
 
     def __init__(self, console: Console) -> None:
@@ -87,13 +121,6 @@ class Bar:
         self.bar: TaskID | None = None
         self.origin: float | None = None
 
-    def __enter__(self) -> Bar:
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
-
     def show(self, task: Task) -> None:
         if self.origin is None:
             self.origin = time.monotonic() - started_ago(task)
@@ -110,8 +137,7 @@ class Bar:
         else:
             self.progress.update(self.bar, completed=completed, **fields)
         if task.terminal:
-            self.progress.stop_task(self.bar)
-            self.progress.refresh()
+            self._ended(self.bar)
 
 
 class Lines:
@@ -139,26 +165,94 @@ class Lines:
         self.console.print(line, markup=False, highlight=False)
 
 
-class Silent:
-    """Shows nothing (``--json`` with no terminal to draw a bar on)."""
+class GroupBar(_Live):
+    """A live rich progress bar for a group: its tasks ended out of its total, and how
+    many are in each state."""
 
-    def __enter__(self) -> Silent:
+    def __init__(self, console: Console) -> None:
+        self.progress = Progress(
+            SpinnerColumn(finished_text="•"),
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            ElapsedColumn(),
+            TextColumn("{task.fields[counts]}", markup=False),
+            console=console,
+            refresh_per_second=8,
+        )
+        self.bar: TaskID | None = None
+        self.origin = time.monotonic()
+
+    def show(self, group: Group) -> None:
+        fields: dict[str, Any] = {
+            "counts": render.counts_text(group).plain,
+            "origin": self.origin,
+            "ended": time.monotonic() if group.ended else None,
+        }
+        if self.bar is None:
+            self.bar = self.progress.add_task(f"group {group.id}", total=group.total, **fields)
+        self.progress.update(self.bar, total=group.total, completed=group.finished, **fields)
+        if group.ended:
+            self._ended(self.bar)
+
+
+class GroupLines:
+    """One plain line per change of a group's counts, for output that is not a terminal."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.origin = time.monotonic()
+
+    def __enter__(self) -> GroupLines:
         return self
 
     def __exit__(self, *exc: object) -> None:
         return None
 
-    def show(self, task: Task) -> None:
+    def show(self, group: Group) -> None:
+        line = render.group_status(group, time.monotonic() - self.origin)
+        self.console.print(line, markup=False, highlight=False)
+
+
+class Silent:
+    """Shows nothing (``--json`` with no terminal to draw a bar on)."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def show(self, item: Task | Group) -> None:
         return None
 
 
-def display_for(*, as_json: bool) -> Display:
-    """The display for where the output goes (see the module docstring)."""
+def _target(*, as_json: bool) -> tuple[Console, bool] | None:
+    """Where a display draws, and whether as a live bar (see the module docstring); None:
+    nowhere."""
     if as_json:
         err = render.console(stderr=True)
-        return Bar(err) if err.is_terminal else Silent()
+        return (err, True) if err.is_terminal else None
     out = render.console()
-    return Bar(out) if out.is_terminal else Lines(out)
+    return out, out.is_terminal
+
+
+def display_for(*, as_json: bool) -> Display:
+    """The display of a followed task, for where the output goes."""
+    target = _target(as_json=as_json)
+    if target is None:
+        return Silent()
+    console, live = target
+    return Bar(console) if live else Lines(console)
+
+
+def group_display_for(*, as_json: bool) -> GroupDisplay:
+    """The display of a followed group, for where the output goes."""
+    target = _target(as_json=as_json)
+    if target is None:
+        return Silent()
+    console, live = target
+    return GroupBar(console) if live else GroupLines(console)
 
 
 def follow(client: Client, task: Task, *, timeout: float | None, display: Display) -> Task:
@@ -170,3 +264,16 @@ def follow(client: Client, task: Task, *, timeout: float | None, display: Displa
             task = seen
             display.show(task)
     return task
+
+
+def follow_group(
+    client: Client, group: GroupRef, *, timeout: float | None, display: GroupDisplay
+) -> Group:
+    """Show the group until every task of it has ended; its summary then. Raises
+    `taskgate.client.GroupWaitTimeout` when ``timeout`` seconds pass first."""
+    last: Group | None = None
+    with display:
+        for last in client.watch_group(group, timeout=timeout):
+            display.show(last)
+    assert last is not None
+    return last

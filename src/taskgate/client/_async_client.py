@@ -13,32 +13,36 @@ from typing import Any, Generic, Self, TypeVar, Unpack
 
 import httpx
 
-from taskgate.client import _base, _retry, _schedules
+from taskgate.client import _base, _groups, _retry, _schedules, _task_list
 from taskgate.client._base import (
     DEFAULT_TIMEOUT,
     LIST_PAGE,
     LOG_PAGE,
     LONG_POLL,
     Call,
+    GroupRef,
     LongPoll,
-    Pager,
     Paging,
     TaskRef,
 )
+from taskgate.client._groups import GROUP_POLL, GroupPoll, GroupTask
 from taskgate.client._models import (
+    Group,
     LogLine,
     LogPage,
     Operation,
     Page,
     Schedule,
     SchedulePage,
+    SubmittedGroup,
     Task,
     TaskEvent,
 )
 from taskgate.client._retry import Retry
 from taskgate.client._schedules import RunOptions, ScheduleChanges, SchedulePager, ScheduleRef
 from taskgate.client._streams import EventFollow, Follow, LogFollow
-from taskgate.client.errors import InvalidResponse, WaitTimeout
+from taskgate.client._task_list import Pager, TaskFilters
+from taskgate.client.errors import GroupWaitTimeout, InvalidResponse, WaitTimeout
 
 T = TypeVar("T")
 
@@ -173,6 +177,9 @@ class AsyncClient:
     async def _schedule(self, call: Call) -> Schedule:
         return _schedules.schedule_of(await self._send(call))
 
+    async def _group(self, call: Call) -> Group:
+        return _groups.group_of(await self._send(call))
+
     # -- submitting --------------------------------------------------------------------
 
     async def submit(
@@ -189,6 +196,9 @@ class AsyncClient:
         scheduled_at: datetime | str | None = None,
         timeout: float | timedelta | None = None,
         max_attempts: int | None = None,
+        group_id: GroupRef | None = None,
+        exclusive_resources: str | Iterable[str] | None = None,
+        shared_resources: str | Iterable[str] | None = None,
         **kwargs: Any,
     ) -> Task:
         """Submit a task of operation ``type``; see `Client.submit`."""
@@ -204,6 +214,9 @@ class AsyncClient:
             scheduled_at=scheduled_at,
             timeout=timeout,
             max_attempts=max_attempts,
+            group_id=group_id,
+            exclusive_resources=exclusive_resources,
+            shared_resources=shared_resources,
         )
         return await self._task(call)
 
@@ -222,6 +235,9 @@ class AsyncClient:
         scheduled_at: datetime | str | None = None,
         timeout: float | timedelta | None = None,
         max_attempts: int | None = None,
+        group_id: GroupRef | None = None,
+        exclusive_resources: str | Iterable[str] | None = None,
+        shared_resources: str | Iterable[str] | None = None,
         **kwargs: Any,
     ) -> Task:
         """`submit`, then `wait` (for at most ``wait_timeout`` seconds)."""
@@ -236,6 +252,9 @@ class AsyncClient:
             scheduled_at=scheduled_at,
             timeout=timeout,
             max_attempts=max_attempts,
+            group_id=group_id,
+            exclusive_resources=exclusive_resources,
+            shared_resources=shared_resources,
             **kwargs,
         )
         return await self.wait(task, timeout=wait_timeout)
@@ -249,34 +268,16 @@ class AsyncClient:
     def list(
         self,
         *,
-        state: str | Iterable[str] | None = None,
-        type: str | Iterable[str] | None = None,
-        object_id: str | int | None = None,
-        since: datetime | str | None = None,
-        until: datetime | str | None = None,
-        labels: Mapping[str, str] | None = None,
-        acknowledged: bool | None = None,
-        tenant: str | None = None,
-        schedule_id: str | Schedule | None = None,
         limit: int | None = None,
         page_size: int = LIST_PAGE,
+        **filters: Unpack[TaskFilters],
     ) -> AsyncGenerator[Task, None]:
         """Every task that matches, newest first, a page at a time (``async for``);
         see `Client.list`."""
-        filters = _base.list_filters(
-            state=state,
-            type=type,
-            object_id=object_id,
-            since=since,
-            until=until,
-            labels=labels,
-            acknowledged=acknowledged,
-            tenant=tenant,
-            schedule_id=schedule_id,
-        )
+        query = _task_list.list_filters(filters)
         if limit is not None:
             page_size = max(1, min(page_size, limit))
-        return self._pages(Pager(filters, page_size), limit)
+        return self._pages(Pager(query, page_size), limit)
 
     async def _pages(self, pager: Paging[T], limit: int | None) -> AsyncGenerator[T, None]:
         count = 0
@@ -292,29 +293,11 @@ class AsyncClient:
         *,
         cursor: str | None = None,
         page_size: int = LIST_PAGE,
-        state: str | Iterable[str] | None = None,
-        type: str | Iterable[str] | None = None,
-        object_id: str | int | None = None,
-        since: datetime | str | None = None,
-        until: datetime | str | None = None,
-        labels: Mapping[str, str] | None = None,
-        acknowledged: bool | None = None,
-        tenant: str | None = None,
-        schedule_id: str | Schedule | None = None,
+        **filters: Unpack[TaskFilters],
     ) -> Page:
         """One page of the task list; see `Client.list_page`."""
-        filters = _base.list_filters(
-            state=state,
-            type=type,
-            object_id=object_id,
-            since=since,
-            until=until,
-            labels=labels,
-            acknowledged=acknowledged,
-            tenant=tenant,
-            schedule_id=schedule_id,
-        )
-        return Page.from_json(await self._json(_base.list_call(filters, cursor, page_size)))
+        query = _task_list.list_filters(filters)
+        return Page.from_json(await self._json(_task_list.list_call(query, cursor, page_size)))
 
     async def log(self, task: TaskRef, start: int = 0, limit: int | None = None) -> LogPage:
         """Log lines ``start+1 ..``; see `Client.log`."""
@@ -394,6 +377,14 @@ class AsyncClient:
     async def cancel(self, task: TaskRef) -> Task:
         """Cancel the task; see `Client.cancel`."""
         return await self._task(Call("POST", _base.task_path(task, "/cancel")))
+
+    async def suspend(self, task: TaskRef) -> Task:
+        """Hold a queued or scheduled task until `resume`; see `Client.suspend`."""
+        return await self._task(Call("POST", _base.task_path(task, "/suspend")))
+
+    async def resume(self, task: TaskRef) -> Task:
+        """Let a suspended task wait again; see `Client.resume`."""
+        return await self._task(Call("POST", _base.task_path(task, "/resume")))
 
     async def acknowledge(self, task: TaskRef) -> Task:
         """Mark the task as seen; see `Client.acknowledge`."""
@@ -516,6 +507,59 @@ class AsyncClient:
     async def delete_schedule(self, schedule: ScheduleRef) -> None:
         """Delete the schedule (its tasks stay); see `Client.delete_schedule`."""
         _base.check(await self._send(Call("DELETE", _schedules.schedule_path(schedule))))
+
+    # -- groups ------------------------------------------------------------------------
+
+    async def submit_group(self, tasks: Iterable[GroupTask | Mapping[str, Any]]) -> SubmittedGroup:
+        """Submit several tasks as one new group, all or nothing; see
+        `Client.submit_group`."""
+        call = _groups.submit_group_call(tasks)
+        return _groups.submitted_group_of(await self._send(call))
+
+    async def get_group(self, group: GroupRef) -> Group:
+        """The group's summary now; see `Client.get_group`."""
+        return await self._group(Call("GET", _groups.group_path(group)))
+
+    async def cancel_group(self, group: GroupRef) -> Group:
+        """Cancel every task of the group still going; the summary after."""
+        return await self._group(Call("POST", _groups.group_path(group, "/cancel")))
+
+    async def suspend_group(self, group: GroupRef) -> Group:
+        """Suspend every waiting task of the group; the summary after."""
+        return await self._group(Call("POST", _groups.group_path(group, "/suspend")))
+
+    async def resume_group(self, group: GroupRef) -> Group:
+        """Resume every suspended task of the group; the summary after."""
+        return await self._group(Call("POST", _groups.group_path(group, "/resume")))
+
+    def watch_group(
+        self, group: GroupRef, *, timeout: float | None = None, poll: float = GROUP_POLL
+    ) -> AsyncGenerator[Group, None]:
+        """The group's summary now, then each time it changes, until every task of it
+        has ended (``async for``); see `Client.watch_group`."""
+        return self._watch_group(GroupPoll(group, timeout, poll))
+
+    async def _watch_group(self, poll: GroupPoll) -> AsyncGenerator[Group, None]:
+        while (call := poll.next_call()) is not None:
+            seen = poll.feed(await self._send(call))
+            if seen is not None:
+                yield seen
+                if seen.ended:
+                    return
+            await _sleep(poll.pause)
+        assert poll.group is not None
+        raise GroupWaitTimeout(poll.group, poll.timeout or 0.0)
+
+    async def wait_group(
+        self, group: GroupRef, timeout: float | None = None, poll: float = GROUP_POLL
+    ) -> Group:
+        """Wait until every task of the group has ended; its summary then, or
+        `GroupWaitTimeout`. See `Client.wait_group`."""
+        last: Group | None = None
+        async for last in self.watch_group(group, timeout=timeout, poll=poll):  # noqa: B007
+            pass
+        assert last is not None
+        return last
 
     # -- waiting -----------------------------------------------------------------------
 

@@ -3,10 +3,10 @@
 Everything here is I/O-free. An API call is described by a `Call` (method, path, query,
 body, headers, and whether it may be sent again); the clients turn it into an httpx
 request, send it (retrying per `Retry`, ``_retry.py``), and hand the response back to a
-reader here. The loops that need several requests (``wait``'s long polls, ``list``'s
-pages; a stream's reconnections are in ``_streams.py``, the schedule list's pages in
-``_schedules.py``) keep their state in small classes here, so that the sync and async
-clients differ only in how they wait for I/O.
+reader here. The loops that need several requests (``wait``'s long polls; ``list``'s
+pages are in ``_task_list.py``, a stream's reconnections in ``_streams.py``, the schedule
+list's pages in ``_schedules.py``, a group's wait in ``_groups.py``) keep their state in
+small classes, so that the sync and async clients differ only in how they wait for I/O.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from urllib.parse import quote
 import httpx
 import orjson
 
-from taskgate.client._models import Page, Schedule, Task
+from taskgate.client._models import Group, SubmittedGroup, Task
 from taskgate.client._retry import parse_retry_after
 from taskgate.client.errors import (
     APIError,
@@ -168,6 +168,17 @@ def task_id_of(task: TaskRef) -> str:
     return task_id.strip()
 
 
+GroupRef = str | Group | SubmittedGroup
+"""A group id, or a `Group` or `SubmittedGroup` (its id is used)."""
+
+
+def group_id_of(group: GroupRef) -> str:
+    group_id = group.id if isinstance(group, Group | SubmittedGroup) else group
+    if not isinstance(group_id, str) or not group_id.strip():
+        raise ValueError(f"a group id must be a non-empty string, not {group_id!r}")
+    return group_id.strip()
+
+
 def ids_of(value: TaskRef | Iterable[TaskRef] | None) -> list[str]:
     """Task ids from one id or task, or several."""
     if value is None:
@@ -208,7 +219,7 @@ def _seconds(name: str, value: float | timedelta) -> str:
     return repr(seconds_value(name, value))
 
 
-def _time(name: str, value: datetime | str) -> str:
+def time_value(name: str, value: datetime | str) -> str:
     if isinstance(value, str):
         return value
     if not isinstance(value, datetime):
@@ -218,7 +229,7 @@ def _time(name: str, value: datetime | str) -> str:
     return value.isoformat()
 
 
-def _labels(name: str, labels: Mapping[str, str]) -> list[tuple[str, str]]:
+def label_params(name: str, labels: Mapping[str, str]) -> list[tuple[str, str]]:
     pairs = []
     for key, value in labels.items():
         if not isinstance(key, str) or not key or "=" in key:
@@ -244,9 +255,13 @@ def submit_call(
     scheduled_at: datetime | str | None,
     timeout: float | timedelta | None,
     max_attempts: int | None,
+    group_id: GroupRef | None,
+    exclusive_resources: str | Iterable[str] | None,
+    shared_resources: str | Iterable[str] | None,
 ) -> Call:
-    """``POST /v1/operations/{type}``: parameters as the body, options in the query, and
-    an ``Idempotency-Key`` always (made up when not given), so that it can be retried."""
+    """``POST /v1/operations/{type}``: parameters as the body, options in the query (a
+    resource list as repeated ``exclusive_resource=``/``shared_resource=``), and an
+    ``Idempotency-Key`` always (made up when not given), so that it can be retried."""
     if not isinstance(type, str) or not type:
         raise ValueError(f"the operation type must be a non-empty string, not {type!r}")
     if params is not None and not isinstance(params, Mapping):
@@ -261,15 +276,19 @@ def submit_call(
     if priority is not None:
         query.append(("priority", str(int(priority))))
     if labels:
-        query.extend(_labels("labels", labels))
+        query.extend(label_params("labels", labels))
     if delay is not None:
         query.append(("delay", _seconds("delay", delay)))
     if scheduled_at is not None:
-        query.append(("scheduled_at", _time("scheduled_at", scheduled_at)))
+        query.append(("scheduled_at", time_value("scheduled_at", scheduled_at)))
     if timeout is not None:
         query.append(("timeout", _seconds("timeout", timeout)))
     if max_attempts is not None:
         query.append(("max_attempts", str(int(max_attempts))))
+    if group_id is not None:
+        query.append(("group_id", group_id_of(group_id)))
+    query.extend(repeated_param("exclusive_resource", exclusive_resources))
+    query.extend(repeated_param("shared_resource", shared_resources))
     return Call(
         "POST",
         f"/v1/operations/{quote(type, safe='')}",
@@ -285,47 +304,6 @@ def repeated_param(name: str, value: str | Iterable[str] | None) -> list[tuple[s
     if isinstance(value, str):
         return [(name, value)]
     return [(name, str(v)) for v in value]
-
-
-def list_filters(
-    *,
-    state: str | Iterable[str] | None = None,
-    type: str | Iterable[str] | None = None,
-    object_id: str | int | None = None,
-    since: datetime | str | None = None,
-    until: datetime | str | None = None,
-    labels: Mapping[str, str] | None = None,
-    acknowledged: bool | None = None,
-    tenant: str | None = None,
-    schedule_id: str | Schedule | None = None,
-) -> list[tuple[str, str]]:
-    """The query of ``GET /v1/tasks`` for these filters (None: not filtered)."""
-    query = [*repeated_param("state", state), *repeated_param("type", type)]
-    if object_id is not None:
-        query.append(("object_id", str(object_id)))
-    if schedule_id is not None:
-        schedule = schedule_id.id if isinstance(schedule_id, Schedule) else schedule_id
-        if not isinstance(schedule, str) or not schedule.strip():
-            raise ValueError(f"schedule_id must be a schedule's id, not {schedule_id!r}")
-        query.append(("schedule_id", schedule.strip()))
-    if since is not None:
-        query.append(("since", _time("since", since)))
-    if until is not None:
-        query.append(("until", _time("until", until)))
-    if labels:
-        query.extend(_labels("labels", labels))
-    if acknowledged is not None:
-        query.append(("acknowledged", "true" if acknowledged else "false"))
-    if tenant is not None:
-        query.append(("tenant", tenant))
-    return query
-
-
-def list_call(filters: Sequence[tuple[str, str]], cursor: str | None, page_size: int) -> Call:
-    query = [*filters, ("limit", str(page_size))]
-    if cursor is not None:
-        query.append(("cursor", cursor))
-    return Call("GET", "/v1/tasks", query)
 
 
 def log_call(task: TaskRef, start: int, limit: int) -> Call:
@@ -372,7 +350,7 @@ def purge_call(
             raise ValueError("finished_before as a timedelta (an age) must not be negative")
         finished_before = datetime.now(UTC) - finished_before
     if finished_before is not None:
-        query.append(("finished_before", _time("finished_before", finished_before)))
+        query.append(("finished_before", time_value("finished_before", finished_before)))
     if tenant is not None:
         query.append(("tenant", tenant))
     return Call("DELETE", "/v1/tasks", query)
@@ -587,25 +565,3 @@ class Paging(Protocol[T]):
     def next_call(self) -> Call | None: ...
 
     def feed(self, response: httpx.Response) -> list[T]: ...
-
-
-class Pager:
-    """Follows ``next_cursor`` through a task list."""
-
-    def __init__(self, filters: Sequence[tuple[str, str]], page_size: int) -> None:
-        if page_size < 1:
-            raise ValueError("page_size must be at least 1")
-        self.filters = filters
-        self.page_size = page_size
-        self.cursor: str | None = None
-        self.done = False
-
-    def next_call(self) -> Call | None:
-        return None if self.done else list_call(self.filters, self.cursor, self.page_size)
-
-    def feed(self, response: httpx.Response) -> list[Task]:
-        page = Page.from_json(json_of(response))
-        if page.next_cursor is None or page.next_cursor == self.cursor:
-            self.done = True
-        self.cursor = page.next_cursor
-        return page.items

@@ -12,32 +12,36 @@ from typing import Any, Generic, Self, TypeVar, Unpack
 
 import httpx
 
-from taskgate.client import _base, _retry, _schedules
+from taskgate.client import _base, _groups, _retry, _schedules, _task_list
 from taskgate.client._base import (
     DEFAULT_TIMEOUT,
     LIST_PAGE,
     LOG_PAGE,
     LONG_POLL,
     Call,
+    GroupRef,
     LongPoll,
-    Pager,
     Paging,
     TaskRef,
 )
+from taskgate.client._groups import GROUP_POLL, GroupPoll, GroupTask
 from taskgate.client._models import (
+    Group,
     LogLine,
     LogPage,
     Operation,
     Page,
     Schedule,
     SchedulePage,
+    SubmittedGroup,
     Task,
     TaskEvent,
 )
 from taskgate.client._retry import Retry
 from taskgate.client._schedules import RunOptions, ScheduleChanges, SchedulePager, ScheduleRef
 from taskgate.client._streams import EventFollow, Follow, LogFollow
-from taskgate.client.errors import InvalidResponse, WaitTimeout
+from taskgate.client._task_list import Pager, TaskFilters
+from taskgate.client.errors import GroupWaitTimeout, InvalidResponse, WaitTimeout
 
 T = TypeVar("T")
 
@@ -179,6 +183,9 @@ class Client:
     def _schedule(self, call: Call) -> Schedule:
         return _schedules.schedule_of(self._send(call))
 
+    def _group(self, call: Call) -> Group:
+        return _groups.group_of(self._send(call))
+
     # -- submitting --------------------------------------------------------------------
 
     def submit(
@@ -195,6 +202,9 @@ class Client:
         scheduled_at: datetime | str | None = None,
         timeout: float | timedelta | None = None,
         max_attempts: int | None = None,
+        group_id: GroupRef | None = None,
+        exclusive_resources: str | Iterable[str] | None = None,
+        shared_resources: str | Iterable[str] | None = None,
         **kwargs: Any,
     ) -> Task:
         """Submit a task of operation ``type``; the task as stored (usually queued).
@@ -203,7 +213,10 @@ class Client:
         dict (``submit("vzdump", {"vmid": 100})``, which wins for a parameter named like
         an option). The options set the task's object id, priority, labels, start
         (``delay`` seconds from now, or ``scheduled_at``), ``timeout`` (seconds the
-        handler may run) and ``max_attempts``.
+        handler may run) and ``max_attempts``; ``group_id`` the group it joins (any id:
+        one of `submit_group`'s, or a name of yours); ``exclusive_resources`` and
+        ``shared_resources`` what it reserves besides its operation's own (it does not
+        run while a task holding one of them in a conflicting mode runs).
 
         An ``Idempotency-Key`` is always sent (a new one when not given), so a submit
         retried after a dropped connection cannot create a second task; the same key
@@ -221,6 +234,9 @@ class Client:
             scheduled_at=scheduled_at,
             timeout=timeout,
             max_attempts=max_attempts,
+            group_id=group_id,
+            exclusive_resources=exclusive_resources,
+            shared_resources=shared_resources,
         )
         return self._task(call)
 
@@ -239,6 +255,9 @@ class Client:
         scheduled_at: datetime | str | None = None,
         timeout: float | timedelta | None = None,
         max_attempts: int | None = None,
+        group_id: GroupRef | None = None,
+        exclusive_resources: str | Iterable[str] | None = None,
+        shared_resources: str | Iterable[str] | None = None,
         **kwargs: Any,
     ) -> Task:
         """`submit`, then `wait` (for at most ``wait_timeout`` seconds)."""
@@ -253,6 +272,9 @@ class Client:
             scheduled_at=scheduled_at,
             timeout=timeout,
             max_attempts=max_attempts,
+            group_id=group_id,
+            exclusive_resources=exclusive_resources,
+            shared_resources=shared_resources,
             **kwargs,
         )
         return self.wait(task, timeout=wait_timeout)
@@ -267,36 +289,21 @@ class Client:
     def list(
         self,
         *,
-        state: str | Iterable[str] | None = None,
-        type: str | Iterable[str] | None = None,
-        object_id: str | int | None = None,
-        since: datetime | str | None = None,
-        until: datetime | str | None = None,
-        labels: Mapping[str, str] | None = None,
-        acknowledged: bool | None = None,
-        tenant: str | None = None,
-        schedule_id: str | Schedule | None = None,
         limit: int | None = None,
         page_size: int = LIST_PAGE,
+        **filters: Unpack[TaskFilters],
     ) -> Generator[Task, None, None]:
-        """Every task that matches, newest first, fetched a page at a time as the
-        iteration goes (at most ``limit`` tasks when given). ``state`` and ``type``
-        take one value or several; ``labels`` must all match; ``tenant`` is for admin
-        keys; ``schedule_id`` (a schedule's id, or the `Schedule`) keeps its runs."""
-        filters = _base.list_filters(
-            state=state,
-            type=type,
-            object_id=object_id,
-            since=since,
-            until=until,
-            labels=labels,
-            acknowledged=acknowledged,
-            tenant=tenant,
-            schedule_id=schedule_id,
-        )
+        """Every task that matches the `TaskFilters`, newest first, fetched a page at a
+        time as the iteration goes (at most ``limit`` tasks when given). ``state`` and
+        ``type`` take one value or several; ``labels`` must all match; ``tenant`` is for
+        admin keys; ``schedule_id`` (a schedule's id, or the `Schedule`) keeps its runs,
+        ``group_id`` a group's tasks, ``parent_id`` a task's children, ``resource`` the
+        tasks reserving it. Tasks moved to history are left out unless
+        ``archived=True`` (only them) or ``archived="any"`` (both)."""
+        query = _task_list.list_filters(filters)
         if limit is not None:
             page_size = max(1, min(page_size, limit))
-        pager = Pager(filters, page_size)
+        pager = Pager(query, page_size)
         return self._pages(pager, limit)
 
     def _pages(self, pager: Paging[T], limit: int | None) -> Generator[T, None, None]:
@@ -313,30 +320,12 @@ class Client:
         *,
         cursor: str | None = None,
         page_size: int = LIST_PAGE,
-        state: str | Iterable[str] | None = None,
-        type: str | Iterable[str] | None = None,
-        object_id: str | int | None = None,
-        since: datetime | str | None = None,
-        until: datetime | str | None = None,
-        labels: Mapping[str, str] | None = None,
-        acknowledged: bool | None = None,
-        tenant: str | None = None,
-        schedule_id: str | Schedule | None = None,
+        **filters: Unpack[TaskFilters],
     ) -> Page:
         """One page of the task list (`list` iterates them all); pass the page's
         ``next_cursor`` as ``cursor`` for the next."""
-        filters = _base.list_filters(
-            state=state,
-            type=type,
-            object_id=object_id,
-            since=since,
-            until=until,
-            labels=labels,
-            acknowledged=acknowledged,
-            tenant=tenant,
-            schedule_id=schedule_id,
-        )
-        return Page.from_json(self._json(_base.list_call(filters, cursor, page_size)))
+        query = _task_list.list_filters(filters)
+        return Page.from_json(self._json(_task_list.list_call(query, cursor, page_size)))
 
     def log(self, task: TaskRef, start: int = 0, limit: int | None = None) -> LogPage:
         """Log lines ``start+1 ..`` (``n`` counts from 1): at most ``limit`` of them, or
@@ -418,6 +407,16 @@ class Client:
         """Cancel: a task not started yet ends canceled at once; a running one becomes
         ``canceling`` and its handler is asked to stop. `Conflict` if it has ended."""
         return self._task(Call("POST", _base.task_path(task, "/cancel")))
+
+    def suspend(self, task: TaskRef) -> Task:
+        """Hold a queued or scheduled task: it keeps its place in time but no worker
+        claims it until `resume`. `Conflict` if it has started or ended."""
+        return self._task(Call("POST", _base.task_path(task, "/suspend")))
+
+    def resume(self, task: TaskRef) -> Task:
+        """Let a suspended task wait again (queued, or scheduled if its time is still to
+        come). `Conflict` if it is not suspended."""
+        return self._task(Call("POST", _base.task_path(task, "/resume")))
 
     def acknowledge(self, task: TaskRef) -> Task:
         """Mark the task as seen (acknowledged_at/by); its state does not change."""
@@ -578,6 +577,70 @@ class Client:
     def delete_schedule(self, schedule: ScheduleRef) -> None:
         """Delete the schedule; its tasks, ended or running, stay."""
         _base.check(self._send(Call("DELETE", _schedules.schedule_path(schedule))))
+
+    # -- groups ------------------------------------------------------------------------
+
+    def submit_group(self, tasks: Iterable[GroupTask | Mapping[str, Any]]) -> SubmittedGroup:
+        """Submit several tasks as one new group, all or nothing; the group's id and its
+        tasks, in the order given. Each item is a `GroupTask`: what ``POST /v1/tasks``
+        takes (``{"type": "vzdump", "params": {"vmid": 100}, "priority": 5}``), without
+        a group id. `UnprocessableEntity` naming the item and field at fault
+        (``tasks.1.params.vmid``), and then no task is stored.
+
+        Not retried once it may have reached the server: the API takes no idempotency key
+        for a group."""
+        return _groups.submitted_group_of(self._send(_groups.submit_group_call(tasks)))
+
+    def get_group(self, group: GroupRef) -> Group:
+        """The group's summary now: how many of its tasks are in each state, counting
+        those in history. `NotFound` if no task of yours is in it."""
+        return self._group(Call("GET", _groups.group_path(group)))
+
+    def cancel_group(self, group: GroupRef) -> Group:
+        """Cancel every task of the group still going (as `cancel` does one); the
+        summary after."""
+        return self._group(Call("POST", _groups.group_path(group, "/cancel")))
+
+    def suspend_group(self, group: GroupRef) -> Group:
+        """Suspend every waiting task of the group (running ones go on); the summary
+        after."""
+        return self._group(Call("POST", _groups.group_path(group, "/suspend")))
+
+    def resume_group(self, group: GroupRef) -> Group:
+        """Resume every suspended task of the group; the summary after."""
+        return self._group(Call("POST", _groups.group_path(group, "/resume")))
+
+    def watch_group(
+        self, group: GroupRef, *, timeout: float | None = None, poll: float = GROUP_POLL
+    ) -> Generator[Group, None, None]:
+        """The group's summary now, then again each time it changes, until every task of
+        it has ended (the last one yielded is ``ended``). The summary is read at growing
+        intervals, at most ``poll`` seconds apart. Raises `GroupWaitTimeout` if
+        ``timeout`` seconds pass first."""
+        return self._watch_group(GroupPoll(group, timeout, poll))
+
+    def _watch_group(self, poll: GroupPoll) -> Generator[Group, None, None]:
+        while (call := poll.next_call()) is not None:
+            seen = poll.feed(self._send(call))
+            if seen is not None:
+                yield seen
+                if seen.ended:
+                    return
+            _sleep(poll.pause)
+        assert poll.group is not None
+        raise GroupWaitTimeout(poll.group, poll.timeout or 0.0)
+
+    def wait_group(
+        self, group: GroupRef, timeout: float | None = None, poll: float = GROUP_POLL
+    ) -> Group:
+        """Wait until every task of the group has ended; its summary then (its
+        ``states`` say how they ended: a failed task raises nothing here). Raises
+        `GroupWaitTimeout` if ``timeout`` seconds pass first. See `watch_group`."""
+        last: Group | None = None
+        for last in self.watch_group(group, timeout=timeout, poll=poll):  # noqa: B007
+            pass
+        assert last is not None
+        return last
 
     # -- waiting -----------------------------------------------------------------------
 

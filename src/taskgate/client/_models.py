@@ -1,5 +1,5 @@
 """The SDK's own records of what the API answers: tasks, log lines, events, operations,
-schedules.
+schedules, groups.
 
 Frozen dataclasses parsed tolerantly from the JSON of the native API v1: a field the SDK
 does not know is ignored and a field a server does not send takes its default, so an
@@ -27,6 +27,7 @@ class State(StrEnum):
 
     QUEUED = "queued"
     SCHEDULED = "scheduled"
+    SUSPENDED = "suspended"
     RUNNING = "running"
     CANCELING = "canceling"
     SUCCEEDED = "succeeded"
@@ -74,6 +75,25 @@ def _float(data: Mapping[str, Any], key: str) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value)
+
+
+def _strs(data: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    """A list of strings (other items dropped); () when absent."""
+    value = data.get(key)
+    return tuple(v for v in value if isinstance(v, str)) if isinstance(value, list) else ()
+
+
+def _required_list(data: Mapping[str, Any], key: str, what: str) -> list[Any]:
+    value = data.get(key)
+    if not isinstance(value, list):
+        raise InvalidResponse(f"{what} without {key!r}: {_preview(data)}")
+    return value
+
+
+def _objects(data: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
+    """The objects of a list (other items dropped); [] when absent."""
+    value = data.get(key)
+    return [v for v in value if isinstance(v, Mapping)] if isinstance(value, list) else []
 
 
 def _dict(data: Mapping[str, Any], key: str) -> dict[str, Any]:
@@ -132,6 +152,38 @@ class ErrorInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class Limit:
+    """A concurrency limit a task counts against: at most ``max`` tasks holding ``key``
+    run at once."""
+
+    key: str
+    max: int
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Limit:
+        return cls(key=_str(data, "key") or "", max=_int(data, "max"))
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """What a task reserves while it runs (``reserved_resources``): no task holding one
+    of its ``exclusive`` resources, nor one holding a ``shared`` one exclusively, runs
+    beside it; and it counts against its ``limits``."""
+
+    exclusive: tuple[str, ...] = ()
+    shared: tuple[str, ...] = ()
+    limits: tuple[Limit, ...] = ()
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Reservation:
+        return cls(
+            exclusive=_strs(data, "exclusive"),
+            shared=_strs(data, "shared"),
+            limits=tuple(Limit.from_json(d) for d in _objects(data, "limits")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Task:
     """A task as the API shows it (``GET /v1/tasks/{id}``). Times are aware datetimes."""
 
@@ -166,7 +218,11 @@ class Task:
     group_id: str | None = None
     parent_id: str | None = None
     schedule_id: str | None = None
+    children: tuple[str, ...] = ()
+    """The tasks its handler spawned, in spawn order."""
     labels: dict[str, str] = field(default_factory=dict)
+    reserved_resources: Reservation | None = None
+    """None when it reserves nothing."""
     acknowledged_at: datetime | None = None
     acknowledged_by: str | None = None
     created_at: datetime | None = None
@@ -175,6 +231,7 @@ class Task:
     updated_at: datetime | None = None
     finished_at: datetime | None = None
     archived: bool = False
+    """It has moved to history (``list(archived=True)`` finds it there)."""
     log_count: int = 0
 
     @property
@@ -193,6 +250,7 @@ class Task:
         progress_detail = doc.get("progress_detail")
         resources = doc.get("created_resources")
         labels = doc.get("labels")
+        reserved = doc.get("reserved_resources")
         return cls(
             id=_required_str(doc, "id", "a task"),
             type=_required_str(doc, "type", "a task"),
@@ -230,7 +288,11 @@ class Task:
             group_id=_str(doc, "group_id"),
             parent_id=_str(doc, "parent_id"),
             schedule_id=_str(doc, "schedule_id"),
+            children=_strs(doc, "children"),
             labels={str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {},
+            reserved_resources=Reservation.from_json(reserved)
+            if isinstance(reserved, dict)
+            else None,
             acknowledged_at=_time(doc, "acknowledged_at"),
             acknowledged_by=_str(doc, "acknowledged_by"),
             created_at=_time(doc, "created_at"),
@@ -279,9 +341,7 @@ class LogPage:
     @classmethod
     def from_json(cls, data: object, task_id: str = "") -> LogPage:
         doc = _object(data, "a log page")
-        lines = doc.get("lines")
-        if not isinstance(lines, list):
-            raise InvalidResponse(f"a log page without 'lines': {_preview(doc)}")
+        lines = _required_list(doc, "lines", "a log page")
         return cls(
             task_id=_str(doc, "task_id") or task_id,
             start=_int(doc, "start"),
@@ -300,9 +360,7 @@ class Page:
     @classmethod
     def from_json(cls, data: object) -> Page:
         doc = _object(data, "a task list")
-        items = doc.get("items")
-        if not isinstance(items, list):
-            raise InvalidResponse(f"a task list without 'items': {_preview(doc)}")
+        items = _required_list(doc, "items", "a task list")
         cursor = doc.get("next_cursor")
         return cls(
             items=[Task.from_json(item) for item in items],
@@ -349,6 +407,21 @@ class TaskEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class ConcurrencyLimit:
+    """An operation's concurrency limit: at most ``max`` of its tasks (of every
+    operation sharing ``name``) run at once; with ``per`` (a template such as
+    ``{tenant}``), at most ``max`` for each value of it."""
+
+    name: str
+    max: int
+    per: str | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ConcurrencyLimit:
+        return cls(name=_str(data, "name") or "", max=_int(data, "max"), per=_str(data, "per"))
+
+
+@dataclass(frozen=True, slots=True)
 class Operation:
     """A registered operation (``GET /v1/operations``): what ``submit`` can run."""
 
@@ -361,6 +434,16 @@ class Operation:
     retry_on_worker_loss: bool = False
     isolation: str | None = None
     priority: int = 0
+    exclusive: tuple[str, ...] = ()
+    """Resources each task reserves exclusively: templates over its parameters
+    (``repository:{repository_id}``)."""
+    shared: tuple[str, ...] = ()
+    limits: tuple[ConcurrencyLimit, ...] = ()
+    archive_after: float | None = None
+    """Seconds an ended task stays in the hot table before it moves to history (None:
+    for ever, or a server that does not say)."""
+    purge_after: float | None = None
+    """Seconds after its end a task is deleted (None: never, or not said)."""
 
     @classmethod
     def from_json(cls, data: object) -> Operation:
@@ -374,6 +457,11 @@ class Operation:
             retry_on_worker_loss=doc.get("retry_on_worker_loss") is True,
             isolation=_str(doc, "isolation"),
             priority=_int(doc, "priority"),
+            exclusive=_strs(doc, "exclusive"),
+            shared=_strs(doc, "shared"),
+            limits=tuple(ConcurrencyLimit.from_json(d) for d in _objects(doc, "limits")),
+            archive_after=_float(doc, "archive_after"),
+            purge_after=_float(doc, "purge_after"),
         )
 
 
@@ -464,11 +552,72 @@ class SchedulePage:
     @classmethod
     def from_json(cls, data: object) -> SchedulePage:
         doc = _object(data, "a schedule list")
-        items = doc.get("items")
-        if not isinstance(items, list):
-            raise InvalidResponse(f"a schedule list without 'items': {_preview(doc)}")
+        items = _required_list(doc, "items", "a schedule list")
         after = doc.get("next_after")
         return cls(
             items=[Schedule.from_json(item) for item in items],
             next_after=after if isinstance(after, str) and after else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """A group's summary (``GET /v1/groups/{id}``): how many of its tasks are in each
+    state, counting those in history. Its tasks are ``list(group_id=...,
+    archived="any")``."""
+
+    id: str
+    total: int = 0
+    ended: bool = False
+    """Every task of the group has ended."""
+    states: dict[str, int] = field(default_factory=dict)
+    """Tasks per state; every state the server knows, 0 for those none is in."""
+    tasks: str | None = None
+    """Where the server lists its tasks (a path)."""
+
+    @property
+    def finished(self) -> int:
+        """How many of its tasks have ended (succeeded, failed, canceled, timed out)."""
+        return _finished(self.states)
+
+    def count(self, state: str) -> int:
+        """How many of its tasks are in ``state``."""
+        return self.states.get(state, 0)
+
+    @classmethod
+    def from_json(cls, data: object) -> Group:
+        doc = _object(data, "a group")
+        counts = _dict(doc, "states")
+        states = {str(state): _int(counts, state) for state in counts}
+        total = _int(doc, "total", sum(states.values()))
+        ended = doc.get("ended")
+        return cls(
+            id=_required_str(doc, "id", "a group"),
+            total=total,
+            ended=ended if isinstance(ended, bool) else _finished(states) == total,
+            states=states,
+            tasks=_str(doc, "tasks"),
+        )
+
+
+def _finished(states: Mapping[str, int]) -> int:
+    return sum(n for state, n in states.items() if state in TERMINAL_STATES)
+
+
+@dataclass(frozen=True, slots=True)
+class SubmittedGroup:
+    """A group just submitted (``POST /v1/groups``): its id, its tasks in the order
+    given, and the path of its summary."""
+
+    id: str
+    tasks: list[Task]
+    group: str | None = None
+
+    @classmethod
+    def from_json(cls, data: object) -> SubmittedGroup:
+        doc = _object(data, "a submitted group")
+        return cls(
+            id=_required_str(doc, "id", "a submitted group"),
+            tasks=[Task.from_json(t) for t in _required_list(doc, "tasks", "a submitted group")],
+            group=_str(doc, "group"),
         )

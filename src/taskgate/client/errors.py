@@ -9,9 +9,11 @@
     │   ├── BadRequest              400  malformed request (bad query value, header, id)
     │   ├── Unauthorized            401  missing, malformed, unknown, revoked or expired key
     │   ├── Forbidden               403  the key's role does not allow this
-    │   ├── NotFound                404  no such task, operation or schedule (or another tenant's)
-    │   ├── Conflict                409  the state forbids this (cancel an ended task, run a
-    │   │                                schedule whose last run goes on, a name taken)
+    │   ├── NotFound                404  no such task, operation, schedule or group (or another
+    │   │                                tenant's)
+    │   ├── Conflict                409  the state forbids this (cancel an ended task, suspend a
+    │   │                                running one, run a schedule whose last run goes on, a
+    │   │                                name taken)
     │   ├── PayloadTooLarge         413  the body is over the server's limit
     │   ├── UnsupportedMediaType    415  the body is not JSON
     │   ├── UnprocessableEntity     422  invalid parameters or options; ``errors`` per field
@@ -21,12 +23,14 @@
     │   ├── TaskFailed              its handler raised: remote type, message, traceback
     │   ├── TaskCanceled            it was canceled
     │   └── TaskTimedOut            it ran past its timeout
-    └── WaitTimeout                 ``wait``'s own timeout passed before the task ended
+    ├── WaitTimeout                 ``wait``'s own timeout passed before the task ended
+    └── GroupWaitTimeout            ``wait_group``'s timeout passed before every task ended
 
 `APIError` carries the RFC 9457 problem document (`Problem`: type, title, status,
 detail, instance, request_id, field errors and any extension members); a status with no
 class of its own raises `APIError` (4xx) or `ServerError` (5xx). A `TaskError` carries
-the ended `Task`; `WaitTimeout` carries the task as last seen.
+the ended `Task`; `WaitTimeout` carries the task as last seen, `GroupWaitTimeout` the
+group's summary (`Group`).
 
 The class docstring is each error's default message.
 """
@@ -38,7 +42,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from taskgate.client._models import Task
+    from taskgate.client._models import Group, Task
 
 
 class TaskgateClientError(Exception):
@@ -160,7 +164,7 @@ class Forbidden(APIError):
 
 
 class NotFound(APIError):
-    """No such task, operation or schedule."""
+    """No such task, operation, schedule or group."""
 
     status = 404
 
@@ -290,4 +294,17 @@ class WaitTimeout(TaskgateClientError):
         self.timeout = timeout
         super().__init__(
             f"task {task.id} ({task.type}) still {task.state} after waiting {timeout:g} s"
+        )
+
+
+class GroupWaitTimeout(TaskgateClientError):
+    """The wait ended before every task of the group did; ``group`` is its summary as
+    last seen."""
+
+    def __init__(self, group: Group, timeout: float) -> None:
+        self.group = group
+        self.timeout = timeout
+        super().__init__(
+            f"group {group.id}: {group.total - group.finished} of {group.total} tasks"
+            f" still going after waiting {timeout:g} s"
         )
