@@ -13,6 +13,10 @@ import pytest
 from taskgate import Context, State, Task
 from taskgate.errors import InvalidParameters, TaskCanceled
 from taskgate.example import DiskImageError, app
+from taskgate.runtime import Worker
+from taskgate.service import TaskService
+from taskgate.settings import Settings
+from taskgate.storage import connect
 
 
 class Recorder:
@@ -80,6 +84,7 @@ def test_every_operation_is_documented_and_has_a_schema() -> None:
         "long_running",
         "convert_image",
         "flaky",
+        "backup_all",
     }
     assert expected <= set(app.operations)
     for op in app.operations.values():
@@ -204,3 +209,30 @@ def test_flaky_fails_then_succeeds() -> None:
         with pytest.raises(ConnectionError):
             run("flaky", {"failures": 2}, attempt=attempt)
     assert run("flaky", {"failures": 2}, attempt=3) == {"attempts": 3}
+
+
+def test_vzdump_holds_its_guest_and_a_place_on_its_storage() -> None:
+    op = app.get("vzdump")
+    assert op.exclusive == ("guest:{vmid}",)
+    [limit] = op.limits
+    assert (limit.max, limit.per, limit.name) == (2, "{storage}", "backups-per-storage")
+
+
+async def test_backup_all_spawns_a_backup_per_guest_and_waits() -> None:
+    service = TaskService(connect("memory://"), app)
+    await service.open()
+    settings = Settings(database="memory://", concurrency=8, claim_batch=8, poll_interval=0.2)
+    worker = Worker(service, settings)
+    job = asyncio.create_task(worker.run())
+    try:
+        parent = await service.submit("backup_all", {"vmids": [100, 101, 102], "duration": 0})
+        done = await service.wait(parent.id, 30, until_ended=True)
+        assert done.state is State.SUCCEEDED, done.error
+        children = await service.children(parent.id)
+        assert [c.object_id for c in children] == ["100", "101", "102"]
+        assert done.result == {"archives": [c.result["archive"] for c in children]}
+        assert done.progress == 100 and done.message == "3 of 3 done"
+    finally:
+        worker.request_stop()
+        await asyncio.wait_for(job, 30)
+        await service.close()
