@@ -177,15 +177,17 @@ class TaskService(GroupSide, WorkerSide):
         for key, value in labels.items():
             _check_label(key, value)
         object_id = options.object_id if options.object_id is not None else op.object_id_of(clean)
-        # the task's own fields win over parameters of the same name
-        fields = {**clean, "tenant": options.tenant, "user": options.user}
-        fields.update(object_id=object_id, type=type)
-        reservation = reserve(
-            op,
-            fields,
-            exclusive=options.exclusive_resources,
-            shared=options.shared_resources,
-        )
+        reservation = None
+        if op.reserves or options.exclusive_resources or options.shared_resources:
+            # the task's own fields win over parameters of the same name
+            fields = {**clean, "tenant": options.tenant, "user": options.user}
+            fields.update(object_id=object_id, type=type)
+            reservation = reserve(
+                op,
+                fields,
+                exclusive=options.exclusive_resources,
+                shared=options.shared_resources,
+            )
         if options.group_id is not None:
             check_group_id(options.group_id)
         task_id = new_task_id()

@@ -117,11 +117,23 @@ class WorkerSide:
         await self._changed([t.id for t in tasks])
         return tasks
 
-    async def next_due_at(self) -> float | None:
-        """When the next waiting task falls due; a reserved task due already, which
-        waits for another to end, counts for nothing (that end notifies)."""
+    async def next_due(self) -> tuple[float | None, float | None]:
+        """When the next waiting task that reserves nothing falls due, and the next
+        reserved one not due yet (None: none); a reserved task due already, which waits
+        for another to end, counts for nothing (that end notifies)."""
         row = await self.connector.fetch_one("next_due_at", {"now": self.clock()})
-        return None if row is None or row["due_at"] is None else float(row["due_at"])
+        if row is None:
+            return None, None
+        plain, reserved = row["due_at"], row["reserved_due_at"]
+        return (
+            None if plain is None else float(plain),
+            None if reserved is None else float(reserved),
+        )
+
+    async def next_due_at(self) -> float | None:
+        """When the next waiting task falls due (as `next_due` tells)."""
+        known = [t for t in await self.next_due() if t is not None]
+        return min(known) if known else None
 
     async def register_worker(self, worker: str, *, pid: int, concurrency: int) -> None:
         await self.connector.execute(

@@ -50,7 +50,10 @@ async def test_a_connection_the_server_closed_is_never_used(
     await asyncio.gather(*(connector.fetch_one("next_due_at", {"now": 0.0}) for _ in range(4)))
     await end_sessions(postgres_database)
     for _ in range(8):  # each would fail if it got one of the closed connections
-        assert await connector.fetch_one("next_due_at", {"now": 0.0}) == {"due_at": None}
+        assert await connector.fetch_one("next_due_at", {"now": 0.0}) == {
+            "due_at": None,
+            "reserved_due_at": None,
+        }
 
 
 async def test_listeners_look_again_once_listen_is_back(

@@ -99,7 +99,8 @@ class Worker:
         """Tasks may have become due."""
         self._reserved_due = True
         """Tasks that reserve resources may be claimable: one was submitted, a
-        reservation was released, or a timer or the safety poll woke the claim loop."""
+        reservation was released, or a reserved task's timer or the safety poll woke the
+        claim loop."""
         self._slot = Flag()
         """A slot came free (or an ending was stored)."""
         self._changed = Flag()
@@ -382,15 +383,20 @@ class Worker:
             # nothing else is due now: sleep until told, or until the next scheduled task
             timeout = settings.poll_interval
             try:
-                due = await self.service.next_due_at()
+                due, reserved = await self.service.next_due()
             except StorageError:
-                due = None
+                due = reserved = None
+            now = self.service.clock()
             if due is not None:
-                timeout = min(timeout, due - self.service.clock())
+                timeout = min(timeout, due - now)
+            # a timer for a reserved task, and the safety poll, look at reserved tasks too
+            look = False
+            if reserved is not None and reserved - now <= timeout:
+                timeout, look = reserved - now, True
             if not tasks:
                 timeout = max(timeout, 0.001)  # no busy loop on a clock that disagrees
             if timeout > 0:
-                await self._wait_wake(timeout)
+                await self._wait_wake(timeout, reserved=look or timeout >= settings.poll_interval)
 
     async def _claim_reserved(self, limit: int) -> list[Task]:
         """Claim reserved tasks when some may be claimable (and start them)."""
@@ -425,9 +431,11 @@ class Worker:
             self._slot.clear()
             await self._slot.wait(remaining)
 
-    async def _wait_wake(self, timeout: float) -> None:
-        if not await self._wake.wait(timeout):
-            self._reserved_due = True  # a timer or the safety poll: look at everything
+    async def _wait_wake(self, timeout: float, *, reserved: bool = True) -> None:
+        """Sleep until woken or ``timeout``; a timeout that was the safety poll or a
+        reserved task's timer (``reserved``) looks at reserved tasks next."""
+        if not await self._wake.wait(timeout) and reserved:
+            self._reserved_due = True
 
     # -- running a task -----------------------------------------------------------
 

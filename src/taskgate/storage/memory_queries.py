@@ -303,14 +303,25 @@ def claim(db: MemoryConnector, old: Row, worker: Any, now: Any, lease: Any) -> R
 
 def next_due_at(db: MemoryConnector, p: Bound) -> list[Row]:
     now = p["now"]
-    known = [
+    plain = [
+        r["due_at"]
+        for r in db.tasks.values()
+        if r["state"] in WAITING and r["due_at"] is not None and r["resources"] is None
+    ]
+    reserved = [
         r["due_at"]
         for r in db.tasks.values()
         if r["state"] in WAITING
+        and r["resources"] is not None
         and r["due_at"] is not None
-        and (r["resources"] is None or sql_lt(now, r["due_at"]))
+        and sql_lt(now, r["due_at"])
     ]
-    return [{"due_at": min(known) if known else None}]
+    return [
+        {
+            "due_at": min(plain) if plain else None,
+            "reserved_due_at": min(reserved) if reserved else None,
+        }
+    ]
 
 
 def renew_leases(db: MemoryConnector, p: Bound) -> list[Row]:

@@ -38,8 +38,8 @@ def as_datetime(value: Any) -> datetime:
 
 def task_from_row(row: Row) -> Task:
     error = _json(row["error"])
-    resources = _json(row["resources"])
-    children = _json(row["children"])
+    resources = row["resources"]
+    children = row["children"]
     created = _time(row["created_at"])
     updated = _time(row["updated_at"])
     assert created is not None and updated is not None
@@ -78,8 +78,8 @@ def task_from_row(row: Row) -> Task:
         parent_id=row["parent_id"],
         schedule_id=row["schedule_id"],
         labels=_json(row["labels"]) or {},
-        reservation=None if resources is None else Reservation.from_dict(resources),
-        children=tuple(children) if children else (),
+        reservation=None if resources is None else Reservation.from_dict(_json(resources)),
+        children=tuple(_json(children)) if children else (),
         acknowledged_at=_time(row["acknowledged_at"]),
         acknowledged_by=row["acknowledged_by"],
         scheduled_at=_time(row["scheduled_at"]),

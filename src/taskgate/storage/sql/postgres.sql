@@ -244,15 +244,16 @@ WHERE tasks.id = due.id
 RETURNING tasks.*
 
 -- name: next_due_at
--- When the next waiting task becomes due (None when nothing waits). A reserved task
--- already due waits for a conflicting one to end, which notifies: it sets no timer.
-SELECT MIN(due_at) AS due_at FROM (
-    SELECT MIN(due_at) AS due_at FROM tasks
+-- When the next waiting task becomes due (None when nothing waits), and apart, the next
+-- reserved task not due yet: one already due waits for a conflicting one to end, which
+-- notifies, so it sets no timer.
+SELECT (
+    SELECT MIN(due_at) FROM tasks
     WHERE state IN ('queued', 'scheduled') AND resources IS NULL
-    UNION ALL
+) AS due_at, (
     SELECT MIN(due_at) FROM tasks
     WHERE state IN ('queued', 'scheduled') AND resources IS NOT NULL AND due_at > %(now)s
-) AS waiting
+) AS reserved_due_at
 
 -- name: insert_task_resources
 -- A reservation of a task inserted just before (none when it was not: a replay).
