@@ -66,7 +66,8 @@ def run(workdir: Path, seconds: int = 10) -> dict[str, float]:
             time.sleep(0.05)
         body = httpx.get(url).content
     # the API alone: no worker processes competing for the two cores
-    with serve(db, workers=0, extra=("--dialect", "gcore", "--dialect", "proxmox")) as base:
+    dialects = ("--dialect", "gcore", "--dialect", "proxmox", "--dialect", "cloudcoin")
+    with serve(db, workers=0, extra=dialects) as base:
         url = f"{base}/v1/tasks/{task['id']}"
         wrk(url, connections=64, seconds=2)  # warm up
         ours = wrk(url, connections=64, seconds=seconds)
@@ -80,6 +81,11 @@ def run(workdir: Path, seconds: int = 10) -> dict[str, float]:
         assert httpx.get(pve_url).json()["data"]["status"] == "stopped"
         wrk(pve_url, connections=64, seconds=2)
         pve = wrk(pve_url, connections=64, seconds=seconds)
+        # and through the CloudCoin dialect, the route its pollers repeat
+        cc_url = f"{base}/api/v1/tasks/{task['id']}"
+        assert httpx.get(cc_url).json()["payload"]["status"] == "completed"
+        wrk(cc_url, connections=64, seconds=2)
+        cloudcoin = wrk(cc_url, connections=64, seconds=seconds)
     with bare_server(body, workdir) as bare_base:
         wrk(bare_base + "/", connections=64, seconds=2)
         bare = wrk(bare_base + "/", connections=64, seconds=seconds)
@@ -102,7 +108,14 @@ def run(workdir: Path, seconds: int = 10) -> dict[str, float]:
         f"  W3 GET /api2/json/nodes/{{node}}/tasks/{{upid}}/status (Proxmox dialect):"
         f" {pve['rps']:,.0f} req/s, p99 {pve['p99']:.2f} ms -> {pve_ratio:.2f} of native"
     )
+    cc_ratio = cloudcoin["rps"] / ours["rps"]
+    print(
+        f"  W3 GET /api/v1/tasks/{{id}} (CloudCoin dialect): {cloudcoin['rps']:,.0f} req/s,"
+        f" p99 {cloudcoin['p99']:.2f} ms -> {cc_ratio:.2f} of native"
+    )
     return {
+        "cloudcoin_rps": cloudcoin["rps"],
+        "cloudcoin_ratio": cc_ratio,
         "pve_rps": pve["rps"],
         "pve_ratio": pve_ratio,
         "rps": ours["rps"],

@@ -15,12 +15,14 @@ import hashlib
 import time
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
 import taskgate
 from taskgate import Context
+from taskgate.http.dialects import cloudcoin as _cloudcoin
 from taskgate.http.dialects import gcore_kickoff as _gcore
 from taskgate.http.dialects import proxmox_kickoff as _pve
 
@@ -259,6 +261,41 @@ def flaky(
     return {"attempts": ctx.attempt}
 
 
+WalletName = Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z0-9 _-]*$")]
+
+
+@app.operation("wallet_backup", object_id="folder")
+def wallet_backup(
+    ctx: Context,
+    folder: Annotated[str, Field(min_length=1, max_length=4096, pattern=r"^/")],
+    name: WalletName = "",
+    tag: Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z0-9_-]*$")] = "",
+) -> dict[str, Any]:
+    """Back up CloudCoin wallets (CloudCoin's ``/backup``): the one named, or all, into a
+    folder of this machine. Simulated: it writes nothing, but fails as the real command
+    does when the folder does not exist."""
+    if not Path(folder).is_dir():
+        raise FileNotFoundError(f"The backup folder {folder} does not exist")
+    wallets = [name] if name else ["Default", "Savings"]
+    for i, wallet in enumerate(wallets, start=1):
+        ctx.progress(100 * (i - 1) / len(wallets), f"Backing up wallet {wallet}")
+        if _stopped(ctx, 0.3):
+            ctx.check_canceled()
+        ctx.log(f"backed up wallet {wallet} to {folder}")
+    return {"folder": folder, "wallets": wallets, "tag": tag, "coins": 25 * len(wallets)}
+
+
+@app.operation("join_coins")
+def join_coins(ctx: Context, name: WalletName = "Default") -> str:
+    """Join a wallet's coin fragments into whole coins (CloudCoin's ``/join``)."""
+    for step, what in enumerate(("finding fragments", "joining", "verifying with the RAIDA")):
+        ctx.progress(100 * step / 3, what.capitalize())
+        if _stopped(ctx, 0.2):
+            ctx.check_canceled()
+    ctx.log(f"wallet {name or 'Default'}: joined")
+    return "OK"
+
+
 # -- Proxmox VE style kickoffs: POST /api2/json/nodes/{node}/vzdump and .../apt/update,
 # served when the proxmox dialect is on (taskgate serve --dialect proxmox).
 
@@ -296,3 +333,9 @@ _gcore.kickoff(
     params=_gcore.volume_params,
     show=_gcore.show_volume,
 )
+
+# -- CloudCoin style kickoffs: POST /api/v1/backup (alias /create-wallet-backup) and
+# /api/v1/join (alias /consolidate-coins), answered with the task (--dialect cloudcoin).
+
+_cloudcoin.kickoff(app, "backup", "wallet_backup", alias="create-wallet-backup")
+_cloudcoin.kickoff(app, "join", "join_coins", alias="consolidate-coins")

@@ -104,7 +104,8 @@ class Settings(pydantic.BaseModel):
 
     dialects: tuple[str, ...] = ()
     """Other systems' task APIs to serve besides the native one (`taskgate.http.dialects`):
-    ``proxmox``, ``gcore``. From the environment: ``TASKGATE_DIALECTS=proxmox,gcore``."""
+    ``proxmox``, ``gcore``, ``cloudcoin``. From the environment:
+    ``TASKGATE_DIALECTS=proxmox,gcore``."""
     node: str | None = None
     """This process's node name: in the UPIDs of the tasks it submits, its worker ids and
     the Proxmox dialect's paths [default: the host name]. API machines behind one address
@@ -113,6 +114,12 @@ class Settings(pydantic.BaseModel):
     """Where the Proxmox VE dialect is mounted."""
     gcore_prefix: str = ""
     """Where the Gcore Cloud dialect is mounted (its paths start with ``/cloud/v1``)."""
+    cloudcoin_prefix: str = ""
+    """Where the CloudCoin dialect is mounted (its paths: ``/api/v1/...`` and aliases)."""
+    cloudcoin_tenant: str | None = None
+    """The tenant a CloudCoin request without an API key acts for, with the role write,
+    as CloudCoin's local wallet API takes requests without authentication (None: such
+    requests are refused). For a trusted network only."""
     tls_certfile: str | None = None
     """Serve HTTPS with this certificate (PEM); needs ``tls_keyfile``."""
     tls_keyfile: str | None = None
@@ -157,7 +164,7 @@ class Settings(pydantic.BaseModel):
             )
         return value
 
-    @pydantic.field_validator("proxmox_prefix", "gcore_prefix")
+    @pydantic.field_validator("proxmox_prefix", "gcore_prefix", "cloudcoin_prefix")
     @classmethod
     def _prefix(cls, value: str) -> str:
         value = value.rstrip("/")

@@ -119,7 +119,7 @@ def test_dialects_come_as_a_list_or_a_comma_separated_variable() -> None:
 
 
 def test_an_unknown_dialect_is_named() -> None:
-    with pytest.raises(ConfigurationError, match=r"unknown dialect\(s\) pulp; known: gcore"):
+    with pytest.raises(ConfigurationError, match=r"unknown dialect\(s\) pulp; known: cloudcoin, gcore, proxmox"):
         load_settings({"dialects": "proxmox,pulp"}, environ={})
 
 

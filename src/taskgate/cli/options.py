@@ -97,7 +97,7 @@ DIALECT = click.option(
     "dialects",
     multiple=True,
     metavar="NAME",
-    help="Also serve another system's task API (repeatable): proxmox, gcore"
+    help="Also serve another system's task API (repeatable): proxmox, gcore, cloudcoin"
     " [default: none; $TASKGATE_DIALECTS].",
 )
 TLS_CERT = _option(

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 DIALECTS: dict[str, str] = {
     "proxmox": "taskgate.http.dialects.proxmox",
     "gcore": "taskgate.http.dialects.gcore",
+    "cloudcoin": "taskgate.http.dialects.cloudcoin",
 }
 """Every dialect taskgate knows, by name: the module that builds it."""
 
