@@ -14,6 +14,7 @@ import asyncio
 import hashlib
 import time
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -21,10 +22,11 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 import taskgate
-from taskgate import Context
+from taskgate import Context, Task
 from taskgate.http.dialects import cloudcoin as _cloudcoin
 from taskgate.http.dialects import gcore_kickoff as _gcore
 from taskgate.http.dialects import proxmox_kickoff as _pve
+from taskgate.http.dialects import rediscloud as _rediscloud
 
 app = taskgate.App("example")
 
@@ -296,6 +298,34 @@ def join_coins(ctx: Context, name: WalletName = "Default") -> str:
     return "OK"
 
 
+@app.operation("create_subscription", object_id="name")
+def create_subscription(
+    ctx: Context,
+    name: Annotated[str, Field(min_length=1, max_length=40)],
+    memory_gb: Annotated[float, Field(gt=0, le=10_000)] = 1.0,
+    quota_gb: Annotated[float, Field(gt=0)] = 100.0,
+) -> dict[str, Any]:
+    """Create a Redis Cloud subscription (``POST /subscriptions``): checks the account's
+    memory quota, provisions, and reports the subscription it created."""
+    ctx.progress(10, "checking the account's quota")
+    if memory_gb > quota_gb:
+        raise SubscriptionQuotaExceeded(
+            f"{memory_gb:g} GB is more than the account's quota of {quota_gb:g} GB"
+        )
+    for percent, step in ((40, "allocating nodes"), (80, "starting databases")):
+        if _stopped(ctx, 0.2):
+            ctx.check_canceled()
+        ctx.progress(percent, step)
+    subscription = int(hashlib.sha256(ctx.task_id.encode()).hexdigest()[:6], 16) % 900_000 + 100_000
+    ctx.add_created_resource("subscriptions", str(subscription))
+    ctx.log(f"subscription {subscription} ({name}) created")
+    return {"id": subscription, "name": name, "memoryLimitInGb": memory_gb}
+
+
+class SubscriptionQuotaExceeded(Exception):
+    """The account has no room for the subscription."""
+
+
 # -- Proxmox VE style kickoffs: POST /api2/json/nodes/{node}/vzdump and .../apt/update,
 # served when the proxmox dialect is on (taskgate serve --dialect proxmox).
 
@@ -339,3 +369,36 @@ _gcore.kickoff(
 
 _cloudcoin.kickoff(app, "backup", "wallet_backup", alias="create-wallet-backup")
 _cloudcoin.kickoff(app, "join", "join_coins", alias="consolidate-coins")
+
+# -- Redis Cloud style kickoff: POST /rediscloud/v1/subscriptions runs create_subscription;
+# GET .../subscriptions/{id} shows the subscription it created (--dialect rediscloud).
+
+
+def _subscription_params(body: Mapping[str, Any]) -> dict[str, Any]:
+    """Redis Cloud's create-subscription body: a name and databases with their memory."""
+    databases = body.get("databases") or [{}]
+    memory = sum(float(db.get("memoryLimitInGb", 1.0)) for db in databases)
+    return {"name": str(body["name"]), "memory_gb": memory}
+
+
+def _show_subscription(task: Task, resource_id: str) -> dict[str, Any]:
+    result = task.result or {}
+    return {
+        "id": int(resource_id),
+        "name": result.get("name"),
+        "status": "active",
+        "memoryStorage": "ram",
+        "numberOfDatabases": 1,
+        "createdTimestamp": task.finished_at.isoformat() if task.finished_at else None,
+    }
+
+
+_rediscloud.kickoff(
+    app,
+    "subscriptions",
+    "create_subscription",
+    command_type="subscriptionCreateRequest",
+    params=_subscription_params,
+    show=_show_subscription,
+    title="getSubscriptionInformation",
+)

@@ -119,7 +119,8 @@ def test_dialects_come_as_a_list_or_a_comma_separated_variable() -> None:
 
 
 def test_an_unknown_dialect_is_named() -> None:
-    with pytest.raises(ConfigurationError, match=r"unknown dialect\(s\) pulp; known: cloudcoin, gcore, proxmox"):
+    known = "cloudcoin, gcore, proxmox, rediscloud"
+    with pytest.raises(ConfigurationError, match=rf"unknown dialect\(s\) pulp; known: {known}"):
         load_settings({"dialects": "proxmox,pulp"}, environ={})
 
 

@@ -97,8 +97,8 @@ DIALECT = click.option(
     "dialects",
     multiple=True,
     metavar="NAME",
-    help="Also serve another system's task API (repeatable): proxmox, gcore, cloudcoin"
-    " [default: none; $TASKGATE_DIALECTS].",
+    help="Also serve another system's task API (repeatable): proxmox, gcore, cloudcoin,"
+    " rediscloud [default: none; $TASKGATE_DIALECTS].",
 )
 TLS_CERT = _option(
     "--tls-cert", "tls_certfile", metavar="FILE", help="Serve HTTPS with this PEM certificate."

@@ -26,6 +26,7 @@ DIALECTS: dict[str, str] = {
     "proxmox": "taskgate.http.dialects.proxmox",
     "gcore": "taskgate.http.dialects.gcore",
     "cloudcoin": "taskgate.http.dialects.cloudcoin",
+    "rediscloud": "taskgate.http.dialects.rediscloud",
 }
 """Every dialect taskgate knows, by name: the module that builds it."""
 
