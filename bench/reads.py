@@ -66,7 +66,7 @@ def run(workdir: Path, seconds: int = 10) -> dict[str, float]:
             time.sleep(0.05)
         body = httpx.get(url).content
     # the API alone: no worker processes competing for the two cores
-    dialects = ("gcore", "proxmox", "cloudcoin", "rediscloud")
+    dialects = ("gcore", "proxmox", "cloudcoin", "rediscloud", "pulp")
     dialects = tuple(arg for name in dialects for arg in ("--dialect", name))
     with serve(db, workers=0, extra=dialects) as base:
         url = f"{base}/v1/tasks/{task['id']}"
@@ -93,6 +93,14 @@ def run(workdir: Path, seconds: int = 10) -> dict[str, float]:
         assert rc["status"] == "processing-completed", rc
         wrk(rc_url, connections=64, seconds=2, headers=("x-api-key: default",))
         redis = wrk(rc_url, connections=64, seconds=seconds, headers=("x-api-key: default",))
+        # and through the Pulp dialect: Pulp 2's task report, and Pulp 1's Task object
+        pulp2_url = f"{base}/pulp/api/v2/tasks/{task['id']}/"
+        assert httpx.get(pulp2_url).json()["state"] == "finished"
+        wrk(pulp2_url, connections=64, seconds=2)
+        pulp2 = wrk(pulp2_url, connections=64, seconds=seconds)
+        pulp1_url = f"{base}/pulp/api/tasks/{task['id']}/"
+        assert httpx.get(pulp1_url).json()["state"] == "finished"
+        pulp1 = wrk(pulp1_url, connections=64, seconds=seconds)
     with bare_server(body, workdir) as bare_base:
         wrk(bare_base + "/", connections=64, seconds=2)
         bare = wrk(bare_base + "/", connections=64, seconds=seconds)
@@ -125,7 +133,15 @@ def run(workdir: Path, seconds: int = 10) -> dict[str, float]:
         f"  W3 GET /rediscloud/v1/tasks/{{id}} (Redis Cloud dialect): {redis['rps']:,.0f}"
         f" req/s, p99 {redis['p99']:.2f} ms -> {rc_ratio:.2f} of native"
     )
+    pulp2_ratio, pulp1_ratio = pulp2["rps"] / ours["rps"], pulp1["rps"] / ours["rps"]
+    print(
+        f"  W3 GET /pulp/api/v2/tasks/{{id}}/ (Pulp 2): {pulp2['rps']:,.0f} req/s ->"
+        f" {pulp2_ratio:.2f} of native; /pulp/api/tasks/{{id}}/ (Pulp 1): {pulp1['rps']:,.0f}"
+        f" req/s -> {pulp1_ratio:.2f}"
+    )
     return {
+        "pulp2_ratio": pulp2_ratio,
+        "pulp1_ratio": pulp1_ratio,
         "rediscloud_rps": redis["rps"],
         "rediscloud_ratio": rc_ratio,
         "cloudcoin_rps": cloudcoin["rps"],

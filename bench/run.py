@@ -55,6 +55,8 @@ TARGETS: dict[str, list[tuple[str, Callable[[dict[str, float]], float], str, flo
         ("Proxmox .../{upid}/status req/s / native", lambda r: r["pve_ratio"], ">=", 0.8),
         ("CloudCoin /api/v1/tasks/{id} req/s / native", lambda r: r["cloudcoin_ratio"], ">=", 0.8),
         ("Redis Cloud .../tasks/{id} req/s / native", lambda r: r["rediscloud_ratio"], ">=", 0.8),
+        ("Pulp 2 /pulp/api/v2/tasks/{id}/ req/s / native", lambda r: r["pulp2_ratio"], ">=", 0.8),
+        ("Pulp 1 /pulp/api/tasks/{id}/ req/s / native", lambda r: r["pulp1_ratio"], ">=", 0.8),
     ],
     "w4": [
         ("10k waiters: every answer within (max ms)", lambda r: r["max_ms"], "<=", 1000),

@@ -26,6 +26,7 @@ from taskgate import Context, Task
 from taskgate.http.dialects import cloudcoin as _cloudcoin
 from taskgate.http.dialects import gcore_kickoff as _gcore
 from taskgate.http.dialects import proxmox_kickoff as _pve
+from taskgate.http.dialects import pulp as _pulp
 from taskgate.http.dialects import rediscloud as _rediscloud
 
 app = taskgate.App("example")
@@ -326,6 +327,25 @@ class SubscriptionQuotaExceeded(Exception):
     """The account has no room for the subscription."""
 
 
+@app.operation("sync_repository", object_id="repo_id", exclusive=["repository:{repo_id}"])
+def sync_repository(
+    ctx: Context,
+    repo_id: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._-]+$")],
+    feed: str | None = None,
+) -> dict[str, Any]:
+    """Sync a repository from its feed (Pulp's ``sync`` action): one sync of a
+    repository at a time, as Pulp reserves the repository; others in parallel."""
+    steps = ("downloading metadata", "downloading packages", "publishing")
+    for i, step in enumerate(steps):
+        ctx.progress(100 * i / len(steps), step, detail={"step": step, "done": i, "total": 3})
+        if _stopped(ctx, 0.2):
+            ctx.check_canceled()
+    if feed is not None and not feed.startswith(("http://", "https://", "file://")):
+        raise ValueError(f"the feed {feed!r} is not a URL")
+    ctx.log(f"repository {repo_id} synced")
+    return {"repo_id": repo_id, "added_count": 3, "removed_count": 0}
+
+
 # -- Proxmox VE style kickoffs: POST /api2/json/nodes/{node}/vzdump and .../apt/update,
 # served when the proxmox dialect is on (taskgate serve --dialect proxmox).
 
@@ -401,4 +421,24 @@ _rediscloud.kickoff(
     params=_subscription_params,
     show=_show_subscription,
     title="getSubscriptionInformation",
+)
+
+# -- Pulp 2 style kickoffs: POST /pulp/api/v2/repositories/{repo_id}/actions/sync/ runs
+# sync_repository (a call report); .../repositories/actions/sync/ with {"repo_ids": [...]}
+# syncs several as one group (a group call report) (--dialect pulp).
+
+_pulp.kickoff(
+    app,
+    "repositories/{repo_id}/actions/sync",
+    "sync_repository",
+    params=lambda path, body: {
+        "repo_id": path["repo_id"],
+        **dict(body.get("override_config") or {}),
+    },
+)
+_pulp.kickoff(
+    app,
+    "repositories/actions/sync",
+    "sync_repository",
+    params=lambda path, body: [{"repo_id": str(r)} for r in body["repo_ids"]],
 )

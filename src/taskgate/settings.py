@@ -104,7 +104,7 @@ class Settings(pydantic.BaseModel):
 
     dialects: tuple[str, ...] = ()
     """Other systems' task APIs to serve besides the native one (`taskgate.http.dialects`):
-    ``proxmox``, ``gcore``, ``cloudcoin``, ``rediscloud``. From the environment:
+    ``proxmox``, ``gcore``, ``cloudcoin``, ``rediscloud``, ``pulp``. From the environment:
     ``TASKGATE_DIALECTS=proxmox,gcore``."""
     node: str | None = None
     """This process's node name: in the UPIDs of the tasks it submits, its worker ids and
@@ -116,6 +116,9 @@ class Settings(pydantic.BaseModel):
     """Where the Gcore Cloud dialect is mounted (its paths start with ``/cloud/v1``)."""
     cloudcoin_prefix: str = ""
     """Where the CloudCoin dialect is mounted (its paths: ``/api/v1/...`` and aliases)."""
+    pulp_prefix: str = "/pulp/api"
+    """Where the Pulp dialect is mounted: Pulp 1 there and under ``/v1``, Pulp 2 under
+    ``/v2``."""
     rediscloud_prefix: str = "/rediscloud/v1"
     """Where the Redis Cloud dialect is mounted (Redis Cloud: ``.../v1``)."""
     rediscloud_task_days: int = pydantic.Field(10, ge=1, le=3650)
@@ -169,7 +172,7 @@ class Settings(pydantic.BaseModel):
         return value
 
     @pydantic.field_validator(
-        "proxmox_prefix", "gcore_prefix", "cloudcoin_prefix", "rediscloud_prefix"
+        "proxmox_prefix", "gcore_prefix", "cloudcoin_prefix", "rediscloud_prefix", "pulp_prefix"
     )
     @classmethod
     def _prefix(cls, value: str) -> str:

@@ -119,9 +119,9 @@ def test_dialects_come_as_a_list_or_a_comma_separated_variable() -> None:
 
 
 def test_an_unknown_dialect_is_named() -> None:
-    known = "cloudcoin, gcore, proxmox, rediscloud"
-    with pytest.raises(ConfigurationError, match=rf"unknown dialect\(s\) pulp; known: {known}"):
-        load_settings({"dialects": "proxmox,pulp"}, environ={})
+    known = "cloudcoin, gcore, proxmox, pulp, rediscloud"
+    with pytest.raises(ConfigurationError, match=rf"unknown dialect\(s\) celery; known: {known}"):
+        load_settings({"dialects": "proxmox,celery"}, environ={})
 
 
 def test_dialect_prefixes_are_paths_and_may_be_the_root() -> None:

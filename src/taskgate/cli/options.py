@@ -98,7 +98,7 @@ DIALECT = click.option(
     multiple=True,
     metavar="NAME",
     help="Also serve another system's task API (repeatable): proxmox, gcore, cloudcoin,"
-    " rediscloud [default: none; $TASKGATE_DIALECTS].",
+    " rediscloud, pulp [default: none; $TASKGATE_DIALECTS].",
 )
 TLS_CERT = _option(
     "--tls-cert", "tls_certfile", metavar="FILE", help="Serve HTTPS with this PEM certificate."

@@ -14,19 +14,29 @@ routing and errors. Which dialects run, and where, is configuration
 from __future__ import annotations
 
 import importlib
+import random
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from taskgate.http.asgi import Receive, Scope, Send
+from taskgate.http.auth import Principal
+from taskgate.http.request import Request
 
 if TYPE_CHECKING:
+    from taskgate.auth.service import KeyService
     from taskgate.http.application import Application
+
+X_REQUEST_ID = b"x-request-id"
+_REQUEST_ID = re.compile(rb"^[!-~]{1,200}\Z")
+"""1-200 visible ASCII characters, as the native API takes them."""
 
 DIALECTS: dict[str, str] = {
     "proxmox": "taskgate.http.dialects.proxmox",
     "gcore": "taskgate.http.dialects.gcore",
     "cloudcoin": "taskgate.http.dialects.cloudcoin",
     "rediscloud": "taskgate.http.dialects.rediscloud",
+    "pulp": "taskgate.http.dialects.pulp",
 }
 """Every dialect taskgate knows, by name: the module that builds it."""
 
@@ -58,3 +68,32 @@ def find(mounts: Mounts, path: str) -> Dialect | None:
         if path == prefix or path.startswith(under):
             return dialect
     return None
+
+
+def open_request(application: Application, scope: Scope, receive: Receive) -> Request:
+    """The `Request` of a dialect's call: its path without the root path, and its request
+    id (the ``X-Request-ID`` sent, or a new one), which the answer echoes."""
+    path: str = scope["path"]
+    root = scope.get("root_path")
+    if root and path.startswith(root) and path[len(root) : len(root) + 1] in ("", "/"):
+        path = path[len(root) :] or "/"
+    request = Request(scope, receive, application, path)
+    raw_id = request.headers.get(X_REQUEST_ID)
+    if raw_id is None or not _REQUEST_ID.match(raw_id):
+        request.request_id = f"{random.getrandbits(64):016x}"
+    else:
+        request.request_id = raw_id.decode("ascii")
+    return request
+
+
+def request_id_header(request: Request) -> tuple[bytes, bytes]:
+    return (X_REQUEST_ID, request.request_id.encode())
+
+
+async def key_principal(keys: KeyService, token: str) -> Principal:
+    """The principal of the taskgate key ``token`` (cached checks first), as the native
+    API resolves it; `AuthenticationFailed` for a bad key."""
+    key = keys.cached(token) or await keys.authenticate(token)
+    return Principal(
+        tenant=key.tenant, user=key.user, role=key.role, user_id=key.user_id, key_id=key.id
+    )

@@ -26,7 +26,6 @@ is refused (401) when it is not.
 from __future__ import annotations
 
 import logging
-import random
 import re
 import weakref
 from collections.abc import Awaitable, Callable
@@ -39,6 +38,7 @@ from taskgate.app import App
 from taskgate.errors import AuthenticationFailed, InvalidId, InvalidParameters, TaskgateError
 from taskgate.http.asgi import Receive, Scope, Send
 from taskgate.http.auth import ANONYMOUS, Principal
+from taskgate.http.dialects import key_principal, open_request, request_id_header
 from taskgate.http.problems import HTTPProblem
 from taskgate.http.request import ClientDisconnected, Request
 from taskgate.http.responses import CT_JSON, Response
@@ -51,8 +51,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("taskgate.http")
 
-X_REQUEST_ID = b"x-request-id"
-_REQUEST_ID = re.compile(rb"^[!-~]{1,200}\Z")
 _COMMAND = re.compile(r"^[a-z][a-z0-9-]{0,63}\Z")
 
 CODES = {
@@ -187,23 +185,15 @@ class CloudCoinDialect:
         """Envelopes by task id, served only while the task's version is unchanged."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path: str = scope["path"]
-        root = scope.get("root_path")
-        if root and path.startswith(root) and path[len(root) : len(root) + 1] in ("", "/"):
-            path = path[len(root) :] or "/"
-        request = Request(scope, receive, self.application, path)
-        raw_id = request.headers.get(X_REQUEST_ID)
-        if raw_id is None or not _REQUEST_ID.match(raw_id):
-            request.request_id = f"{random.getrandbits(64):016x}"
-        else:
-            request.request_id = raw_id.decode("ascii")
+        request = open_request(self.application, scope, receive)
+        path = request.path
         try:
             response = await self._answer(request, scope["method"], path)
         except ClientDisconnected:
             return
         except Exception as exc:
             response = error_response(exc, request.request_id)
-        await response.send(send, (X_REQUEST_ID, request.request_id.encode()))
+        await response.send(send, request_id_header(request))
 
     async def _answer(self, request: Request, method: str, path: str) -> Response:
         for base in (self.tasks, self.alias + "/"):
@@ -245,14 +235,12 @@ class CloudCoinDialect:
             raise CloudCoinError(401, "The Authorization header must be 'Bearer <key>'")
         try:
             token = token_raw.decode("ascii")
-            key = keys.cached(token) or await keys.authenticate(token)
+            principal = await key_principal(keys, token)
         except UnicodeDecodeError:
             raise CloudCoinError(401, "Invalid API key") from None
         except AuthenticationFailed as exc:
             raise CloudCoinError(401, exc.message) from None
-        return Principal(
-            tenant=key.tenant, user=key.user, role=key.role, user_id=key.user_id, key_id=key.id
-        )
+        return principal
 
     async def status(self, request: Request, principal: Principal, raw: str) -> Response:
         """The status read the pollers repeat: the cached envelope while the task's

@@ -13,7 +13,6 @@ in `gcore_kickoff`.
 from __future__ import annotations
 
 import logging
-import random
 import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -24,7 +23,7 @@ import orjson
 from taskgate.errors import AuthenticationFailed, InvalidId, TaskgateError
 from taskgate.http.asgi import Receive, Scope, Send
 from taskgate.http.auth import ANONYMOUS, Principal
-from taskgate.http.dialects import gcore_kickoff
+from taskgate.http.dialects import gcore_kickoff, key_principal, open_request, request_id_header
 from taskgate.http.dialects.gcore_tasks import (
     GCORE_STATES,
     LABEL_PROJECT,
@@ -45,8 +44,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("taskgate.http")
 
-X_REQUEST_ID = b"x-request-id"
-_REQUEST_ID = re.compile(rb"^[!-~]{1,200}\Z")
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 10
 
@@ -148,23 +145,15 @@ class GcoreDialect:
         ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path: str = scope["path"]
-        root = scope.get("root_path")
-        if root and path.startswith(root) and path[len(root) : len(root) + 1] in ("", "/"):
-            path = path[len(root) :] or "/"
-        request = Request(scope, receive, self.application, path)
-        raw_id = request.headers.get(X_REQUEST_ID)
-        if raw_id is None or not _REQUEST_ID.match(raw_id):
-            request.request_id = f"{random.getrandbits(64):016x}"
-        else:
-            request.request_id = raw_id.decode("ascii")
+        request = open_request(self.application, scope, receive)
+        path = request.path
         try:
             response = await self._answer(request, scope["method"], path)
         except ClientDisconnected:
             return
         except Exception as exc:
             response = error_response(exc, request.request_id)
-        await response.send(send, (X_REQUEST_ID, request.request_id.encode()))
+        await response.send(send, request_id_header(request))
 
     async def _answer(self, request: Request, method: str, path: str) -> Response:
         tasks = self.tasks_path
@@ -206,14 +195,12 @@ class GcoreDialect:
             raise GcoreError(401, "The Authorization header must be 'APIKey <key>'")
         try:
             token = token_raw.decode("ascii")
-            key = keys.cached(token) or await keys.authenticate(token)
+            principal = await key_principal(keys, token)
         except UnicodeDecodeError:
             raise GcoreError(401, "Invalid API key") from None
         except AuthenticationFailed as exc:
             raise GcoreError(401, exc.message) from None
-        return Principal(
-            tenant=key.tenant, user=key.user, role=key.role, user_id=key.user_id, key_id=key.id
-        )
+        return principal
 
 
 def error_response(exc: Exception, request_id: str) -> Response:

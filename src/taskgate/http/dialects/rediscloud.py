@@ -25,8 +25,8 @@ error, with the HTTP status.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import random
 import re
 import weakref
 from collections.abc import Callable, Mapping
@@ -40,6 +40,7 @@ from taskgate.app import App
 from taskgate.errors import AuthenticationFailed, InvalidId, InvalidParameters, TaskgateError
 from taskgate.http.asgi import Receive, Scope, Send
 from taskgate.http.auth import ANONYMOUS, Principal
+from taskgate.http.dialects import key_principal, open_request, request_id_header
 from taskgate.http.problems import HTTPProblem
 from taskgate.http.request import ClientDisconnected, Request
 from taskgate.http.responses import CT_JSON, Response
@@ -52,8 +53,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("taskgate.http")
 
-X_REQUEST_ID = b"x-request-id"
-_REQUEST_ID = re.compile(rb"^[!-~]{1,200}\Z")
 _RESOURCE = re.compile(r"^[a-z][A-Za-z0-9-]{0,63}\Z")
 MAX_LIST = 10_000
 """Most tasks one ``GET /tasks`` answers."""
@@ -225,23 +224,15 @@ class RedisCloudDialect:
         """Task JSON by (id, base URL), served only while the task's version is unchanged."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path: str = scope["path"]
-        root = scope.get("root_path")
-        if root and path.startswith(root) and path[len(root) : len(root) + 1] in ("", "/"):
-            path = path[len(root) :] or "/"
-        request = Request(scope, receive, self.application, path)
-        raw_id = request.headers.get(X_REQUEST_ID)
-        if raw_id is None or not _REQUEST_ID.match(raw_id):
-            request.request_id = f"{random.getrandbits(64):016x}"
-        else:
-            request.request_id = raw_id.decode("ascii")
+        request = open_request(self.application, scope, receive)
+        path = request.path
         try:
             response = await self._answer(request, scope["method"], path[len(self.prefix) :])
         except ClientDisconnected:
             return
         except Exception as exc:
             response = error_response(exc, request.request_id)
-        await response.send(send, (X_REQUEST_ID, request.request_id.encode()))
+        await response.send(send, request_id_header(request))
 
     async def _answer(self, request: Request, method: str, path: str) -> Response:
         parts = [p for p in path.split("/") if p]
@@ -283,22 +274,18 @@ class RedisCloudDialect:
         try:
             account = account_raw.decode("ascii").strip()
             secret = secret_raw.decode("ascii").strip()
-            key = keys.cached(secret) or await keys.authenticate(secret)
+            principal = await key_principal(keys, secret)
         except UnicodeDecodeError:
             raise RedisCloudError(401, "UNAUTHORIZED", "Invalid API key") from None
         except AuthenticationFailed as exc:
             raise RedisCloudError(401, "UNAUTHORIZED", exc.message) from None
-        if key.role == "admin":  # an admin acts in the account it names
-            return Principal(
-                tenant=account, user=key.user, role="write", user_id=key.user_id, key_id=key.id
-            )
-        if account != key.tenant:
+        if principal.role == "admin":  # an admin acts in the account it names
+            return dataclasses.replace(principal, tenant=account, role="write")
+        if account != principal.tenant:
             raise RedisCloudError(
                 401, "UNAUTHORIZED", "the secret key does not belong to this account (x-api-key)"
             )
-        return Principal(
-            tenant=key.tenant, user=key.user, role=key.role, user_id=key.user_id, key_id=key.id
-        )
+        return principal
 
     # -- routes -----------------------------------------------------------------------
 
