@@ -16,9 +16,10 @@ from __future__ import annotations
 import importlib
 import random
 import re
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Callable, Hashable, Sequence
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
+from taskgate.errors import InvalidParameters, NotFound
 from taskgate.http.asgi import Receive, Scope, Send
 from taskgate.http.auth import Principal
 from taskgate.http.request import Request
@@ -26,6 +27,8 @@ from taskgate.http.request import Request
 if TYPE_CHECKING:
     from taskgate.auth.service import KeyService
     from taskgate.http.application import Application
+    from taskgate.model import Task
+    from taskgate.service import TaskService
 
 X_REQUEST_ID = b"x-request-id"
 _REQUEST_ID = re.compile(rb"^[!-~]{1,200}\Z")
@@ -97,3 +100,55 @@ async def key_principal(keys: KeyService, token: str) -> Principal:
     return Principal(
         tenant=key.tenant, user=key.user, role=key.role, user_id=key.user_id, key_id=key.id
     )
+
+
+def field_errors(exc: InvalidParameters) -> str:
+    """The fields a submit refused, one ``field: why`` each, for a dialect's message."""
+    return "; ".join(
+        f"{e['field']}: {e['message']}" if e.get("field") else str(e["message"]) for e in exc.errors
+    )
+
+
+class _Rendering(NamedTuple):
+    tenant: str
+    version: int
+    body: bytes
+
+
+class StatusRenderings:
+    """A dialect's rendered status reads, kept as the native cache keeps its own
+    (`taskgate.http.cache`): a rendering is sent only after the store says the task's
+    version is still the one rendered (a two-column read), and only to its tenant."""
+
+    def __init__(self, limit: int = 4096) -> None:
+        self.limit = limit
+        self._items: dict[Hashable, _Rendering] = {}
+
+    async def read(
+        self,
+        service: TaskService,
+        key: Hashable,
+        task_id: str,
+        tenant: str | None,
+        render: Callable[[Task], bytes],
+    ) -> bytes:
+        """The body of ``task_id`` as ``render`` makes it; `NotFound` (the caller
+        answers its own 404) if the task does not exist for ``tenant``."""
+        items = self._items
+        cached = items.get(key)
+        try:
+            if (
+                cached is not None
+                and (tenant is None or cached.tenant == tenant)
+                and await service.version(task_id, tenant=tenant) == cached.version
+            ):
+                return cached.body
+            task = await service.get(task_id, tenant=tenant)
+        except NotFound:
+            items.pop(key, None)
+            raise
+        body = render(task)
+        if len(items) >= self.limit:
+            del items[next(iter(items))]  # the oldest
+        items[key] = _Rendering(task.tenant, task.version, body)
+        return body

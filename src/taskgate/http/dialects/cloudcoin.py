@@ -30,15 +30,27 @@ import re
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from taskgate.app import App
-from taskgate.errors import AuthenticationFailed, InvalidId, InvalidParameters, TaskgateError
+from taskgate.errors import (
+    AuthenticationFailed,
+    InvalidId,
+    InvalidParameters,
+    NotFound,
+    TaskgateError,
+)
 from taskgate.http.asgi import Receive, Scope, Send
 from taskgate.http.auth import ANONYMOUS, Principal
-from taskgate.http.dialects import key_principal, open_request, request_id_header
+from taskgate.http.dialects import (
+    StatusRenderings,
+    field_errors,
+    key_principal,
+    open_request,
+    request_id_header,
+)
 from taskgate.http.problems import HTTPProblem
 from taskgate.http.request import ClientDisconnected, Request
 from taskgate.http.responses import CT_JSON, Response
@@ -70,7 +82,6 @@ CODES = {
 command; clients branch on the status and show the message)."""
 STARTED = "Command Started"
 COMPLETED = "Command Completed"
-MAX_RENDERINGS = 4096
 
 
 class CloudCoinError(Exception):
@@ -152,12 +163,6 @@ def envelope(task: Task) -> bytes:
     return orjson.dumps({"status": "success", "payload": payload(task)})
 
 
-class Rendering(NamedTuple):
-    tenant: str
-    version: int
-    body: bytes
-
-
 # -- the dialect ---------------------------------------------------------------------
 
 Handler = Callable[["CloudCoinDialect", Request, Principal, str], Awaitable[Response]]
@@ -181,7 +186,7 @@ class CloudCoinDialect:
                 self.commands[f"{prefix}/{declared.alias}"] = declared
         aliases = [p for p in self.commands if not p.startswith(self.api + "/")]
         self.prefixes = [self.api, self.alias, *aliases]
-        self.renderings: dict[str, Rendering] = {}
+        self.renderings = StatusRenderings()
         """Envelopes by task id, served only while the task's version is unchanged."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -245,7 +250,6 @@ class CloudCoinDialect:
     async def status(self, request: Request, principal: Principal, raw: str) -> Response:
         """The status read the pollers repeat: the cached envelope while the task's
         version is unchanged (one two-column read), as the native cache does."""
-        service = request.service
         tenant = principal.scope
         try:
             task_id = parse_task_id(raw)
@@ -254,23 +258,9 @@ class CloudCoinDialect:
                 400, f"Invalid task id {raw!r}: a GUID (32 hex digits, dashes allowed)"
             ) from None
         try:
-            cached = self.renderings.get(task_id)
-            if (
-                cached is not None
-                and (tenant is None or cached.tenant == tenant)
-                and await service.version(task_id, tenant=tenant) == cached.version
-            ):
-                return Response(200, cached.body, [CT_JSON])
-            task = await service.get(task_id, tenant=tenant)
-        except TaskgateError as exc:
-            if exc.status == 404:
-                self.renderings.pop(task_id, None)
-                raise CloudCoinError(404, f"Task not found: {raw}") from None
-            raise
-        body = envelope(task)
-        if len(self.renderings) >= MAX_RENDERINGS:
-            del self.renderings[next(iter(self.renderings))]  # the oldest
-        self.renderings[task.id] = Rendering(task.tenant, task.version, body)
+            body = await self.renderings.read(request.service, task_id, task_id, tenant, envelope)
+        except NotFound:
+            raise CloudCoinError(404, f"Task not found: {raw}") from None
         return Response(200, body, [CT_JSON])
 
     async def start(self, request: Request, principal: Principal, declared: Kickoff) -> Response:
@@ -290,11 +280,7 @@ class CloudCoinDialect:
                 ),
             )
         except InvalidParameters as exc:
-            fields = "; ".join(
-                f"{e['field']}: {e['message']}" if e.get("field") else str(e["message"])
-                for e in exc.errors
-            )
-            raise CloudCoinError(400, f"Validation error. {fields}") from None
+            raise CloudCoinError(400, f"Validation error. {field_errors(exc)}") from None
         return Response(200, envelope(task), [CT_JSON])
 
 

@@ -16,14 +16,20 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from taskgate.errors import AuthenticationFailed, InvalidId, TaskgateError
+from taskgate.errors import AuthenticationFailed, InvalidId, NotFound, TaskgateError
 from taskgate.http.asgi import Receive, Scope, Send
 from taskgate.http.auth import ANONYMOUS, Principal
-from taskgate.http.dialects import gcore_kickoff, key_principal, open_request, request_id_header
+from taskgate.http.dialects import (
+    StatusRenderings,
+    gcore_kickoff,
+    key_principal,
+    open_request,
+    request_id_header,
+)
 from taskgate.http.dialects.gcore_tasks import (
     GCORE_STATES,
     LABEL_PROJECT,
@@ -91,16 +97,6 @@ class Call:
         self.ids = ids
 
 
-class Rendering(NamedTuple):
-    tenant: str
-    version: int
-    body: bytes
-
-
-MAX_RENDERINGS = 4096
-"""Gcore renderings of tasks kept for status reads (see `get_route`)."""
-
-
 def json(value: Any, status: int = 200) -> Response:
     return Response(status, orjson.dumps(value), [CT_JSON])
 
@@ -114,7 +110,7 @@ class GcoreDialect:
         self.application = application
         self.prefix = application.settings.gcore_prefix
         self.prefixes = [self.prefix + "/cloud"]
-        self.renderings: dict[str, Rendering] = {}
+        self.renderings = StatusRenderings()
         """Task JSON by id, as the native status cache (`taskgate.http.cache`): served
         only while the stored version still equals the rendering's."""
         base = re.escape(self.prefix) + "/cloud/v1"
@@ -335,28 +331,16 @@ async def get_route(call: Call) -> Response:
     for the task's version when a rendering of it is at hand, and sends that rendering
     while the version matches (every change raises the version)."""
     raw = call.ids[0]
-    service = call.request.service
-    tenant = call.principal.scope
-    cache = call.dialect.renderings
     try:
-        task_id = _task_id(raw)
-        cached = cache.get(task_id)
-        if (
-            cached is not None
-            and (tenant is None or cached.tenant == tenant)
-            and await service.version(task_id, tenant=tenant) == cached.version
-        ):
-            return Response(200, cached.body, [CT_JSON])
-        task = await service.get(task_id, tenant=tenant)
-    except TaskgateError as exc:
-        if exc.status == 404:
-            cache.pop(raw, None)
-            raise GcoreError(404, f"Task {raw} not found") from None
-        raise
-    body = orjson.dumps(task_dict(task))
-    if len(cache) >= MAX_RENDERINGS:
-        del cache[next(iter(cache))]  # the oldest
-    cache[task.id] = Rendering(task.tenant, task.version, body)
+        body = await call.dialect.renderings.read(
+            call.request.service,
+            _task_id(raw),
+            _task_id(raw),
+            call.principal.scope,
+            lambda task: orjson.dumps(task_dict(task)),
+        )
+    except NotFound:
+        raise GcoreError(404, f"Task {raw} not found") from None
     return Response(200, body, [CT_JSON])
 
 

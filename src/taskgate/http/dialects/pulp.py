@@ -46,7 +46,7 @@ import re
 import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -60,7 +60,13 @@ from taskgate.errors import (
 )
 from taskgate.http.asgi import Receive, Scope, Send
 from taskgate.http.auth import ANONYMOUS, Principal, Role
-from taskgate.http.dialects import key_principal, open_request, request_id_header
+from taskgate.http.dialects import (
+    StatusRenderings,
+    field_errors,
+    key_principal,
+    open_request,
+    request_id_header,
+)
 from taskgate.http.dialects import pulp_tasks as shapes
 from taskgate.http.problems import HTTPProblem
 from taskgate.http.request import ClientDisconnected, Request
@@ -208,7 +214,7 @@ class PulpDialect:
             for pattern, methods in table:
                 self.routes.append((version, re.compile(rf"^{base}{root}{pattern}\Z"), methods))
         self.v2_base = self.prefix + "/v2/"
-        self.renderings: dict[tuple[int, str], Rendering] = {}
+        self.renderings = StatusRenderings()
         """Rendered tasks by (Pulp version, id), served while the task is unchanged."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -333,39 +339,20 @@ async def _all(call: Call, filter: TaskFilter) -> list[Task]:
     return found[:MAX_LIST]
 
 
-class Rendering(NamedTuple):
-    tenant: str
-    version: int
-    body: bytes
-
-
-MAX_RENDERINGS = 4096
-
-
 async def _cached(call: Call, render: Callable[[Task], Any]) -> Response:
-    """A status read: the rendering of this Pulp version kept for the task while its
-    version is unchanged (one two-column read), as the native cache does."""
+    """A status read: this Pulp version's rendering of the task, sent while the task's
+    version is unchanged (`StatusRenderings`)."""
     task_id = call.ids[0].lower()
-    service = call.request.service
-    tenant = call.principal.scope
-    cache = call.dialect.renderings
-    key = (call.version, task_id)
-    cached = cache.get(key)
     try:
-        if (
-            cached is not None
-            and (tenant is None or cached.tenant == tenant)
-            and await service.version(task_id, tenant=tenant) == cached.version
-        ):
-            return Response(200, cached.body, [CT_JSON])
+        body = await call.dialect.renderings.read(
+            call.request.service,
+            (call.version, task_id),
+            task_id,
+            call.principal.scope,
+            lambda task: orjson.dumps(render(task)),
+        )
     except NotFound:
-        cache.pop(key, None)
         raise PulpError(404, f"Task not found: {task_id}") from None
-    task = await _get(call, task_id)
-    body = orjson.dumps(render(task))
-    if len(cache) >= MAX_RENDERINGS:
-        del cache[next(iter(cache))]  # the oldest
-    cache[key] = Rendering(task.tenant, task.version, body)
     return Response(200, body, [CT_JSON])
 
 
@@ -606,11 +593,7 @@ async def start(
             return json({"_href": href, "group_id": group_id}, 202)
         task, _ = await service.submit_one(declared.operation, made, options)
     except InvalidParameters as exc:
-        fields = "; ".join(
-            f"{e['field']}: {e['message']}" if e.get("field") else str(e["message"])
-            for e in exc.errors
-        )
-        raise PulpError(400, f"Invalid properties: {fields}") from None
+        raise PulpError(400, f"Invalid properties: {field_errors(exc)}") from None
     return json(shapes.call_report([task], dialect.prefix), 202)
 
 

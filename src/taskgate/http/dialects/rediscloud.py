@@ -32,15 +32,27 @@ import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from taskgate.app import App
-from taskgate.errors import AuthenticationFailed, InvalidId, InvalidParameters, TaskgateError
+from taskgate.errors import (
+    AuthenticationFailed,
+    InvalidId,
+    InvalidParameters,
+    NotFound,
+    TaskgateError,
+)
 from taskgate.http.asgi import Receive, Scope, Send
 from taskgate.http.auth import ANONYMOUS, Principal
-from taskgate.http.dialects import key_principal, open_request, request_id_header
+from taskgate.http.dialects import (
+    StatusRenderings,
+    field_errors,
+    key_principal,
+    open_request,
+    request_id_header,
+)
 from taskgate.http.problems import HTTPProblem
 from taskgate.http.request import ClientDisconnected, Request
 from taskgate.http.responses import CT_JSON, Response
@@ -56,7 +68,6 @@ logger = logging.getLogger("taskgate.http")
 _RESOURCE = re.compile(r"^[a-z][A-Za-z0-9-]{0,63}\Z")
 MAX_LIST = 10_000
 """Most tasks one ``GET /tasks`` answers."""
-MAX_RENDERINGS = 4096
 LABEL_COMMAND = "rediscloud.command_type"
 
 DESCRIPTIONS = {
@@ -200,12 +211,6 @@ def response_of(task: Task, kind: str | None) -> dict[str, Any] | None:
     return {"error": error}
 
 
-class Rendering(NamedTuple):
-    tenant: str
-    version: int
-    body: bytes
-
-
 # -- the dialect ---------------------------------------------------------------------
 
 
@@ -220,7 +225,7 @@ class RedisCloudDialect:
         self.prefixes = [self.prefix]
         self.kickoffs = kickoffs(application.service.app)
         self.by_operation = {k.operation: k for k in self.kickoffs.values()}
-        self.renderings: dict[str, Rendering] = {}
+        self.renderings = StatusRenderings()
         """Task JSON by (id, base URL), served only while the task's version is unchanged."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -323,32 +328,21 @@ class RedisCloudDialect:
     async def task(self, request: Request, principal: Principal, raw: str) -> Response:
         """The status read waiters repeat: the cached rendering while the task's version
         is unchanged, as the native cache does."""
-        service = request.service
-        tenant = principal.scope
         base = self._base(request)
         try:
             task_id = parse_task_id(raw)
         except InvalidId:
             raise RedisCloudError(400, "BAD_REQUEST", f"Invalid task id {raw!r}: a UUID") from None
-        key = f"{task_id} {base}"
         try:
-            cached = self.renderings.get(key)
-            if (
-                cached is not None
-                and (tenant is None or cached.tenant == tenant)
-                and await service.version(task_id, tenant=tenant) == cached.version
-            ):
-                return Response(200, cached.body, [CT_JSON])
-            task = await service.get(task_id, tenant=tenant)
-        except TaskgateError as exc:
-            if exc.status == 404:
-                self.renderings.pop(key, None)
-                raise RedisCloudError(404, "TASK_NOT_FOUND", f"Task {raw} not found") from None
-            raise
-        body = orjson.dumps(self.task_dict(task, base))
-        if len(self.renderings) >= MAX_RENDERINGS:
-            del self.renderings[next(iter(self.renderings))]  # the oldest
-        self.renderings[key] = Rendering(task.tenant, task.version, body)
+            body = await self.renderings.read(
+                request.service,
+                (task_id, base),
+                task_id,
+                principal.scope,
+                lambda task: orjson.dumps(self.task_dict(task, base)),
+            )
+        except NotFound:
+            raise RedisCloudError(404, "TASK_NOT_FOUND", f"Task {raw} not found") from None
         return Response(200, body, [CT_JSON])
 
     async def tasks(self, request: Request, principal: Principal) -> Response:
@@ -394,11 +388,7 @@ class RedisCloudDialect:
                 ),
             )
         except InvalidParameters as exc:
-            fields = "; ".join(
-                f"{e['field']}: {e['message']}" if e.get("field") else str(e["message"])
-                for e in exc.errors
-            )
-            raise RedisCloudError(400, "BAD_REQUEST", fields) from None
+            raise RedisCloudError(400, "BAD_REQUEST", field_errors(exc)) from None
         return Response(202, orjson.dumps(self.task_dict(task, self._base(request))), [CT_JSON])
 
     async def show(
