@@ -13,6 +13,7 @@ starts on the same database; `Server.client` sends it.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -180,6 +181,28 @@ class Server:
     def headers(self) -> dict[str, str]:
         """What a client sends: the admin key, if serve printed one."""
         return {} if self.key is None else {"Authorization": f"Bearer {self.key}"}
+
+    def make_key(
+        self,
+        role: str,
+        *,
+        tenant: str = "default",
+        user: str | None = None,
+        user_id: int | None = None,
+        expires: str = "never",
+    ) -> str:
+        """A new API key, made as an operator would (``taskgate keys create``); the key
+        it prints. The user is ``<role>-user`` unless given."""
+        argv = [sys.executable, "-m", "taskgate", "keys", "create", "--db", self.db_url]
+        argv += ["--tenant", tenant, "--user", user or f"{role}-user", "--role", role]
+        argv += ["--expires", expires, "--json"]
+        if user_id is not None:
+            argv += ["--user-id", str(user_id)]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TASKGATE_")}
+        out = subprocess.run(
+            argv, cwd=REPO, env=env, capture_output=True, text=True, check=True, timeout=60
+        )
+        return str(json.loads(out.stdout)["key"])
 
     def client(self, key: str | None = None) -> httpx.Client:
         """A client sending ``key``, else the admin key."""

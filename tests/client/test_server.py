@@ -5,15 +5,12 @@ auth on, as a user would run it: the admin key its banner prints, keys made with
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from acceptance.server import REPO, Server
+from acceptance.server import Server
 from taskgate.client import (
     AsyncClient,
     BadRequest,
@@ -56,31 +53,7 @@ def client(server: Server) -> Iterator[Client]:
 
 def make_key(server: Server, *, tenant: str, role: str) -> str:
     """``taskgate keys create``, as an operator would run it; the key it prints."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TASKGATE_")}
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "taskgate",
-            "keys",
-            "create",
-            "--tenant",
-            tenant,
-            "--user",
-            f"{role}-user",
-            "--role",
-            role,
-            "--db",
-            f"sqlite:///{server.database}",
-        ],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-    return out.stdout.strip()
+    return server.make_key(role, tenant=tenant)
 
 
 # -- a transport that drops streams -----------------------------------------------------

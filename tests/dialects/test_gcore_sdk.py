@@ -7,8 +7,6 @@ would; a tenant named by a number is the Gcore client id.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,7 +15,7 @@ import httpx
 import pytest
 from gcore import AsyncGcore, Gcore
 
-from acceptance.server import REPO, Server
+from acceptance.server import Server
 
 pytestmark = pytest.mark.acceptance
 
@@ -26,31 +24,7 @@ USER_ID = 4585
 
 
 def make_key(server: Server, tenant: str, user: str, user_id: int, role: str = "write") -> str:
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "taskgate",
-            "keys",
-            "create",
-            "--db",
-            f"sqlite:///{server.database}",
-            "--tenant",
-            tenant,
-            "--user",
-            user,
-            "--user-id",
-            str(user_id),
-            "--role",
-            role,
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-    return out.stdout.strip()
+    return server.make_key(role, tenant=tenant, user=user, user_id=user_id)
 
 
 @pytest.fixture(scope="module")
