@@ -16,7 +16,7 @@ from api_helpers import BASE, CHEAP_HASH, bearer, finish, problem
 
 from taskgate.auth import KeyService
 from taskgate.auth.keys import format_key, generate
-from taskgate.http import Application, create_app
+from taskgate.http import Application, create_app, ui
 from taskgate.http.auth import ANONYMOUS, NOBODY, KeyAuthenticator, Principal
 from taskgate.http.routing import Endpoint
 from taskgate.service import TaskService
@@ -120,7 +120,11 @@ async def test_every_route_needs_a_key_but_health_and_docs(
         else:
             problem(response, 401, "authentication-failed")
             assert 401 in endpoint.responses, endpoint.path
-    assert public == {"/", "/v1", "/healthz", "/readyz", "/openapi.json", "/docs"}
+    service = {"/", "/v1", "/healthz", "/readyz", "/openapi.json", "/docs"}
+    # the dashboard's pages and files hold no data: the page asks the API with a key
+    dashboard = {p for p in public if p == "/ui" or p.startswith("/ui/")}
+    assert public - dashboard == service
+    assert dashboard == {*ui.PAGES, "/ui/tasks", "/ui/tasks/{id}", "/ui/assets/{name}"}
 
 
 # -- 403 and roles ------------------------------------------------------------------

@@ -22,7 +22,7 @@ METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 JSON = {"content-type": "application/json"}
 TEXT = {"content-type": "text/plain"}
 BIG = b"x" * 4096
-SAMPLE = {"id": "01900000-0000-7000-8000-000000000000", "type": "noop"}
+SAMPLE = {"id": "01900000-0000-7000-8000-000000000000", "type": "noop", "name": "app.js"}
 
 
 @pytest.fixture

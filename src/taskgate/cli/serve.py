@@ -304,6 +304,9 @@ class Serve:
             f" ({len(self.app.operations)} operations)",
             f"  API:       {url}/v1  (POST /v1/operations/{{type}}, GET /v1/tasks/{{id}})",
             f"  Docs:      {url}/docs  (OpenAPI: {url}/openapi.json)",
+            f"  Dashboard: {url}/ui  (sign in with an API key)"
+            if s.auth
+            else f"  Dashboard: {url}/ui",
             f"  Database:  {location}  (schema version {version}"
             + (f", {s.database})" if s.database != location else ")"),
             f"  Workers:   {self.workers} process(es) x {s.concurrency} concurrent tasks"

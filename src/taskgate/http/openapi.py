@@ -40,6 +40,7 @@ TAGS = [
     },
     {"name": "operations", "description": "The registered operations and their parameters."},
     {"name": "service", "description": "Health, readiness, this document, the docs page."},
+    {"name": "dashboard", "description": "The web dashboard's pages and files (HTML for people)."},
 ]
 
 DESCRIPTION = """\
