@@ -17,6 +17,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 from playwright.sync_api import BrowserContext, Page, Playwright, sync_playwright
@@ -37,23 +38,30 @@ FLAGS = [
 APP = "tests.ui.app:app"
 
 
-def _cannot(message: str) -> None:
+def _cannot(message: str) -> NoReturn:
     if os.environ.get("CI") == "true":
         pytest.fail(message)
     pytest.skip(message)
 
 
+def _apt_get(*argv: str) -> None:
+    subprocess.run(
+        ["apt-get", *argv],
+        check=False,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        timeout=900,
+    )
+
+
 def chromium() -> str:
     """Debian's Chromium, installed if missing and allowed."""
     if not Path(CHROMIUM).exists() and os.geteuid() == 0 and shutil.which("apt-get"):
-        subprocess.run(
-            ["apt-get", "install", "-y", "-q", "chromium"],
-            check=False,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-            timeout=900,
-        )
+        _apt_get("install", "-y", "-q", "chromium")
+        if not Path(CHROMIUM).exists():  # a new machine's package lists may be missing
+            _apt_get("update", "-q")
+            _apt_get("install", "-y", "-q", "chromium")
     if not Path(CHROMIUM).exists():
         _cannot(f"the dashboard tests need Debian's Chromium at {CHROMIUM} (package chromium)")
     return CHROMIUM
