@@ -20,7 +20,17 @@ from collections.abc import Awaitable, Callable, Iterable
 from importlib import resources
 
 from taskgate.auth.service import KeyService
-from taskgate.http import acknowledge, dialects, events, groups, meta, schedules, submit, tasks
+from taskgate.http import (
+    acknowledge,
+    dialects,
+    events,
+    groups,
+    meta,
+    overview,
+    schedules,
+    submit,
+    tasks,
+)
 from taskgate.http.asgi import Receive, Scope, Send
 from taskgate.http.auth import NOBODY, Authenticator, KeyAuthenticator, anonymous, forbidden
 from taskgate.http.cache import RenderCache
@@ -51,6 +61,7 @@ def endpoints() -> list[Endpoint]:
         *groups.api.items,
         *events.api.items,
         *meta.operations_api.items,
+        *overview.api.items,
         *meta.api.items,
     ]
 
