@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import history, latency, postgres, purge, reads, schedules, throughput, waiters
+from bench import history, latency, postgres, purge, reads, schedules, throughput, ui, waiters
 from bench.common import machine
 
 Target = tuple[str, str, Callable[[dict[str, float]], float], str, float]
@@ -77,6 +77,16 @@ TARGETS: dict[str, list[tuple[str, Callable[[dict[str, float]], float], str, flo
         ("a purge batch of 200, p50 (ms)", lambda r: r["batch_p50_ms"], "info", 0),
         ("the purge of 1M tasks (s)", lambda r: r["purge_s"], "info", 0),
     ],
+    "ui": [
+        ("first list page, archived=any, p50 (ms)", lambda r: r["list_p50_ms"], "<=", 300),
+        ("first list page, archived=any, max (ms)", lambda r: r["list_max_ms"], "<=", 300),
+        ("... with state=failed, max (ms)", lambda r: r["list_state_max_ms"], "<=", 300),
+        ("... with q=<object id>, max (ms)", lambda r: r["list_q_object_max_ms"], "<=", 300),
+        ("... with q=<label value>, max (ms)", lambda r: r["list_q_label_max_ms"], "<=", 300),
+        ("... with tenant=, max (ms)", lambda r: r["list_tenant_max_ms"], "<=", 300),
+        ("GET /v1/stats (1 h), max (ms)", lambda r: r["stats_max_ms"], "<=", 300),
+        ("GET /v1/stats (7 days), max (ms)", lambda r: r["stats_7d_max_ms"], "<=", 300),
+    ],
     "sched": [
         ("10k schedules: scheduler CPU (% of a core)", lambda r: r["cpu_percent"], "<=", 5),
         ("10k schedules: runs submitted per second", lambda r: r["runs_per_s"], "info", 0),
@@ -94,6 +104,7 @@ WORKLOADS: dict[str, Callable[[Path], dict[str, float]]] = {
     "w5": history.run,
     "sched": schedules.run,
     "purge": purge.run,
+    "ui": ui.run,
 }
 
 

@@ -250,6 +250,12 @@ class TaskFilter:
     """Only tasks that reserve this resource (exclusive or shared)."""
     archived: bool | None = False
     """False: the hot table only (the default); True: history only; None: both."""
+    q: str | None = None
+    """A search, by exact match only (each one an index lookup): the task whose id is
+    ``q`` (with or without dashes, in any case), the tasks acting on object ``q``, those
+    with a label whose value is ``q``, and, when ``q`` holds a ``=``, those with the
+    label ``key=value`` it names (split at the first ``=``). The other fields narrow
+    what it finds."""
 
 
 @dataclass(frozen=True, slots=True)

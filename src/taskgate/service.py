@@ -23,6 +23,7 @@ from taskgate.errors import (
     Conflict,
     IdempotencyConflict,
     InvalidFilter,
+    InvalidId,
     InvalidRequest,
     TaskNotFound,
 )
@@ -45,6 +46,7 @@ from taskgate.model import (
     Task,
     TaskFilter,
 )
+from taskgate.overview import OverviewSide
 from taskgate.reservations import check_resource, reservation_steps, reserve
 from taskgate.storage.connector import (
     CHANNEL_CHANGED,
@@ -59,6 +61,8 @@ from taskgate.work import NewLogLine, Progress, WorkerSide
 
 MAX_PAGE = 500
 MAX_LOG_PAGE = 5000
+MAX_SEARCH = 1000
+"""Most characters of a search (`TaskFilter.q`): a label is at most 100 + 1 + 500."""
 MAX_ACK_IDS = 1000
 """Most task ids one `TaskService.acknowledge_many` call takes."""
 ACK_BATCH = 1000
@@ -96,7 +100,7 @@ class Submission:
     """Resources it holds shared (`taskgate.reservations`)."""
 
 
-class TaskService(GroupSide, WorkerSide):
+class TaskService(GroupSide, OverviewSide, WorkerSide):
     """Submit, read, list, cancel, wait on and end tasks."""
 
     def __init__(
@@ -367,14 +371,18 @@ class TaskService(GroupSide, WorkerSide):
             params["resource"] = check_resource(filter.resource)
             fragments.append("resource")
         chosen = tuple(fragments)
+        hot_query, history_query = "list_tasks", "list_history"
+        if filter.q is not None:
+            params.update(search_params(filter.q))
+            hot_query, history_query = "search_tasks", "search_history"
         if filter.archived is None:
             hot, history = await asyncio.gather(
-                self.connector.fetch_all("list_tasks", params, chosen),
-                self.connector.fetch_all("list_history", params, chosen),
+                self.connector.fetch_all(hot_query, params, chosen),
+                self.connector.fetch_all(history_query, params, chosen),
             )
             rows = heapq.nlargest(limit + 1, [*hot, *history], key=lambda r: str(r["id"]))
         else:
-            query = "list_history" if filter.archived else "list_tasks"
+            query = history_query if filter.archived else hot_query
             rows = await self.connector.fetch_all(query, params, chosen)
         items = [task_from_row(r) for r in rows[:limit]]
         next_cursor = encode_cursor(items[-1].id) if len(rows) > limit else None
@@ -703,6 +711,23 @@ async def pace(took: float) -> None:
     machine) a quarter of the time at most, leaving the rest to the API and the workers,
     in this process or another. A batch slowed by a busy store backs off as much."""
     await asyncio.sleep(max(PACE, 3 * took))
+
+
+def search_params(q: str) -> dict[str, Any]:
+    """The parameters of ``search_tasks`` for the search ``q`` (`TaskFilter.q`)."""
+    if not q or len(q) > MAX_SEARCH:
+        raise InvalidFilter(f"a search must be 1 to {MAX_SEARCH} characters")
+    try:
+        q_id: str | None = parse_task_id(q.strip())
+    except InvalidId:
+        q_id = None
+    key, sep, value = q.partition("=")
+    return {
+        "q": q,
+        "q_id": q_id,
+        "q_key": key if sep and key else None,
+        "q_value": value if sep and key else None,
+    }
 
 
 def _fingerprint(type: str, params: Mapping[str, Any], object_id: str | None) -> str:

@@ -166,3 +166,20 @@ def test_admin_lists_another_tenant(tg: Invoke, inproc: InProcessServer) -> None
     assert {t["id"] for t in everyone} == {theirs["id"], ours["id"]}
     acme = json_lines(tg("tasks", "ls", "--tenant", "acme", "--json", env=admin).stdout)
     assert [(t["id"], t["tenant"]) for t in acme] == [(theirs["id"], "acme")]
+
+
+def test_retry_and_search(tg: Invoke) -> None:
+    failed = submit(tg, "fail", "--label", "ticket=T-5")
+    result = tg("tasks", "retry", failed["id"], "--json")
+    assert result.exit_code == 0, result.output
+    again = json.loads(result.stdout)
+    assert again["id"] != failed["id"] and again["labels"]["retry_of"] == failed["id"]
+    plain = tg("tasks", "retry", failed["id"])
+    assert plain.exit_code == 0 and f"a retry of {failed['id']}" in plain.stdout
+    found = json_lines(tg("tasks", "ls", "--search", "T-5", "--json").stdout)
+    assert len(found) == 3 and found[-1]["id"] == failed["id"]
+    by_id = json_lines(tg("tasks", "ls", "-q", failed["id"], "--json").stdout)
+    assert [t["id"] for t in by_id][-1] == failed["id"]  # and its retries, by retry_of
+    done = submit(tg, "echo", "name=x")
+    refused = tg("tasks", "retry", done["id"])
+    assert refused.exit_code == 1 and "succeeded" in refused.stderr

@@ -27,7 +27,8 @@ NUMBERS = {
     "acknowledged", "user_id", "expires_at", "stale_before", "enabled", "version",
     "failure_threshold", "schedule_threshold", "consecutive_failures", "remaining_runs",
     "first_run", "next_run", "pending_run", "log_count", "n", "finished_before",
-    "capacity", "parent_attempt", "top", "starved_before",
+    "capacity", "parent_attempt", "top", "starved_before", "window_start", "window_end",
+    "bucket_seconds",
 }  # fmt: skip
 JSON = {"states": '["queued"]', "types": '["noop"]', "labels": '{"a": "b"}', "ids": '["x"]'}
 

@@ -175,6 +175,14 @@ async def test_responses_conform_to_the_declared_schemas(
         ("post", f"/v1/tasks/{failed['id']}/acknowledge", "/v1/tasks/{id}/acknowledge", {}),
         ("post", "/v1/tasks/acknowledge", "/v1/tasks/acknowledge", {"json": {"state": ["failed"]}}),
         ("post", "/v1/tasks/acknowledge", "/v1/tasks/acknowledge", {"json": {"ids": 1}}),
+        ("get", "/v1/whoami", "/v1/whoami", {}),
+        ("get", "/v1/workers", "/v1/workers", {}),
+        ("get", "/v1/stats?window=600&buckets=10", "/v1/stats", {}),
+        ("get", "/v1/stats?window=0", "/v1/stats", {}),
+        ("post", f"/v1/tasks/{failed['id']}/retry", "/v1/tasks/{id}/retry", {}),
+        ("post", f"/v1/tasks/{queued['id']}/retry", "/v1/tasks/{id}/retry", {}),
+        # the failed task by its id, and its retry by its label retry_of
+        ("get", f"/v1/tasks?q={failed['id']}&archived=any&limit=1", "/v1/tasks", {}),
         ("delete", f"/v1/tasks/{failed['id']}", "/v1/tasks/{id}", {}),
         ("delete", f"/v1/tasks/{failed['id']}", "/v1/tasks/{id}", {}),
     ]  # fmt: skip
@@ -198,4 +206,4 @@ async def test_responses_conform_to_the_declared_schemas(
         if media.endswith("json"):
             problems = errors(doc, content[media]["schema"], response.json())
             assert not problems, f"{method} {url}: {problems}"
-    assert {200, 202, 204, 400, 404, 409, 413, 415, 422} <= seen_statuses
+    assert {200, 201, 202, 204, 400, 403, 404, 409, 413, 415, 422} <= seen_statuses

@@ -131,8 +131,8 @@ class Pair:
         conn.close()
 
 
-def _key(row: Mapping[str, Any]) -> tuple[str, int]:
-    return (str(row.get("id", row.get("task_id"))), int(row.get("n", 0)))
+def _key(row: Mapping[str, Any]) -> tuple[str, int, str]:
+    return (str(row.get("id", row.get("task_id"))), int(row.get("n", 0)), str(row.get("key")))
 
 
 @pytest.fixture
@@ -477,3 +477,69 @@ async def test_api_keys(pair: Pair) -> None:
     await pair.fetch_all("list_keys", {})
     await pair.fetch_all("revoke_key", {"id": "x", "now": T})  # a write, on a read connection
     pair.same_tables()
+
+
+async def test_search_labels_and_the_overview(pair: Pair) -> None:
+    await pair.batch(
+        [
+            Step(
+                "insert_task",
+                many=[
+                    task(1, labels='{"team": "db", "env": "prod"}', object_id="100"),
+                    task(2, labels='{"env": "dev"}', tenant="acme"),
+                    task(3, state="scheduled", due_at=T + 50, object_id="prod"),
+                    task(4, labels='{"n": "7", "k": "a=b"}'),
+                    task(5, due_at=T - 5),
+                ],
+            )
+        ]
+    )
+    pair.same_tables()  # task_labels: the triggers' rows and the memory's alike
+    none = {"q_id": None, "q_key": None, "q_value": None}
+    searches: list[dict[str, Any]] = [
+        {**none, "q": "prod"},
+        {**none, "q": "100"},
+        {**none, "q": "a=b", "q_key": "a", "q_value": "b"},
+        {**none, "q": "env=prod", "q_key": "env", "q_value": "prod"},
+        {**none, "q": tid(2), "q_id": tid(2)},
+        {**none, "q": "nothing", "q_id": tid(9)},
+        {**none, "q": None},
+    ]
+    for search in searches:
+        for fragments, extra in (
+            ((), {}),
+            (("tenant",), {"tenant": "default"}),
+            (("before", "states"), {"before_id": tid(3), "states": '["queued"]'}),
+        ):
+            for limit in (10, 1):
+                params = {**search, **extra, "limit": limit}
+                await pair.fetch_all("search_tasks", params, fragments)
+                await pair.fetch_all("search_history", params, fragments)
+    claim = {"worker": "w1", "now": T + 1, "lease_expires_at": T + 31, "limit": 2}
+    await pair.execute("claim_tasks", claim)
+    await pair.execute("request_cancel", {"id": tid(1), "now": T + 2})
+    await pair.fetch_all("running_per_worker", {})
+    for fragments, scope in (((), {}), (("tenant",), {"tenant": "acme"})):
+        await pair.fetch_all("state_counts", scope, fragments)
+        for now in (T, T + 50, T + 60):
+            await pair.fetch_all("queue_depth", {**scope, "now": now}, fragments)
+            await pair.fetch_all("oldest_waiting", {**scope, "now": now}, fragments)
+    held = {"worker": "w1", "attempt": 1, "result": None, "error": None, "message": None}
+    for n, state, now in ((1, "canceled", T + 3), (2, "failed", T + 65), (5, "timed_out", T + 7)):
+        await pair.execute("finish_task", {"id": tid(n), **held, "state": state, "now": now})
+    await pair.batch(
+        [
+            Step("archive_tasks", {"ids": dumps([tid(1)])}),
+            Step("drop_archived", {"ids": dumps([tid(1)])}),
+        ]
+    )
+    pair.same_tables()  # the archived task keeps its labels
+    await pair.fetch_all("search_history", {**none, "q": "prod", "limit": 10})
+    for fragments, scope in (((), {}), (("tenant",), {"tenant": "default"})):
+        for start, size in ((T, 10), (T + 5, 1), (T - 100, 60)):
+            span = {"window_start": start, "window_end": start + 100, "bucket_seconds": size}
+            await pair.fetch_all("ended_counts", {**scope, **span}, fragments)
+            await pair.fetch_all("archived_ended_counts", {**scope, **span}, fragments)
+    await pair.batch([Step("delete_archived_task", {"id": tid(1)})])
+    await pair.batch([Step("delete_task", {"id": tid(4)})])
+    pair.same_tables()  # the deleted tasks' labels are gone

@@ -146,6 +146,7 @@ class Recording(Mapping[str, Any]):
         "now", "limit", "count", "i", "start", "attempt", "lease_expires_at", "due_at", "ts",
         "created_at", "scheduled_at", "progress", "warnings", "pid", "concurrency",
         "max_attempts", "timeout", "priority", "retry_on_worker_loss", "stale_before",
+        "window_start", "window_end", "bucket_seconds",
     }  # fmt: skip
     JSON = {"states": '["queued"]', "types": '["noop"]', "labels": '{"a": "b"}'}
 

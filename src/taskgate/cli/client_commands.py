@@ -222,7 +222,7 @@ def print_submitted(task: Task, *, as_json: bool) -> None:
 
 @click.group(epilog=EXIT_HELP)
 def tasks() -> None:
-    """List, show, follow, cancel, suspend, resume, acknowledge and purge tasks."""
+    """List, show, follow, cancel, suspend, resume, retry, acknowledge and purge tasks."""
 
 
 def split_values(values: Iterable[str]) -> list[str]:
@@ -238,6 +238,14 @@ def split_values(values: Iterable[str]) -> list[str]:
 @click.option("--object-id", metavar="ID", help="Only tasks acting on this object.")
 @click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="Only with this label.")
 @click.option("--tenant", metavar="TENANT", help="Only this tenant's tasks (admin keys).")
+@click.option(
+    "-q",
+    "--search",
+    callback=not_blank,
+    metavar="TEXT",
+    help="Only the task with this id, tasks acting on this object id, or with a label of"
+    " this value (or this key=value label): exact matches.",
+)
 @click.option(
     "--acknowledged/--unacknowledged",
     default=None,
@@ -275,6 +283,7 @@ def ls(
     object_id: str | None,
     labels: tuple[str, ...],
     tenant: str | None,
+    search: str | None,
     acknowledged: bool | None,
     group_id: str | None,
     parent_id: str | None,
@@ -307,6 +316,8 @@ def ls(
         filters["acknowledged"] = acknowledged
     if tenant is not None:
         filters["tenant"] = tenant
+    if search is not None:
+        filters["q"] = search
     with session(**connection) as client:
         return print_tasks(client, filters, limit=None if everything else limit, as_json=as_json)
 
@@ -432,6 +443,18 @@ def resume(task_id: str, as_json: bool, **connection: Any) -> int:
     """Let a suspended task wait again (queued, or scheduled if its time is to come)."""
     with session(**connection) as client:
         _print_task(client.resume(task_id), as_json=as_json)
+    return EXIT_OK
+
+
+@tasks.command()
+@click.argument("task_id", metavar="ID", callback=not_blank)
+@connection_options
+def retry(task_id: str, as_json: bool, **connection: Any) -> int:
+    """Run a task that failed, was canceled or timed out again, as a new task (same
+    operation, parameters, object and labels, plus the label retry_of); prints the new
+    task. A task still going, or one that succeeded, cannot be (exit status 1)."""
+    with session(**connection) as client:
+        _print_task(client.retry_task(task_id), as_json=as_json, note=f", a retry of {task_id}")
     return EXIT_OK
 
 

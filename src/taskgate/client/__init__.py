@@ -70,6 +70,7 @@ from taskgate.client._models import (
     Task,
     TaskEvent,
 )
+from taskgate.client._overview import Bucket, Stats, Waiting, Whoami, Worker
 from taskgate.client._retry import Retry
 from taskgate.client._schedules import RunOptions, ScheduleChanges, ScheduleRef
 from taskgate.client._sse import ServerSentEvent, SSEParser
@@ -108,6 +109,7 @@ __all__ = [
     "AsyncLogStream",
     "AsyncStream",
     "BadRequest",
+    "Bucket",
     "Client",
     "ConcurrencyLimit",
     "Conflict",
@@ -143,6 +145,7 @@ __all__ = [
     "ServerSentEvent",
     "ServiceUnavailable",
     "State",
+    "Stats",
     "Stream",
     "SubmittedGroup",
     "Task",
@@ -159,4 +162,7 @@ __all__ = [
     "UnprocessableEntity",
     "UnsupportedMediaType",
     "WaitTimeout",
+    "Waiting",
+    "Whoami",
+    "Worker",
 ]

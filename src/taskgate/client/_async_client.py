@@ -13,7 +13,7 @@ from typing import Any, Generic, Self, TypeVar, Unpack
 
 import httpx
 
-from taskgate.client import _base, _groups, _retry, _schedules, _task_list
+from taskgate.client import _base, _groups, _overview, _retry, _schedules, _task_list
 from taskgate.client._base import (
     DEFAULT_TIMEOUT,
     LIST_PAGE,
@@ -38,6 +38,7 @@ from taskgate.client._models import (
     Task,
     TaskEvent,
 )
+from taskgate.client._overview import Stats, Whoami, Worker
 from taskgate.client._retry import Retry
 from taskgate.client._schedules import RunOptions, ScheduleChanges, SchedulePager, ScheduleRef
 from taskgate.client._streams import EventFollow, Follow, LogFollow
@@ -372,6 +373,25 @@ class AsyncClient:
             raise InvalidResponse("GET /v1/operations answered without 'items'")
         return [Operation.from_json(item) for item in items]
 
+    async def whoami(self) -> Whoami:
+        """Who this client's key acts as; see `Client.whoami`."""
+        return Whoami.from_json(await self._json(_overview.WHOAMI))
+
+    async def workers(self) -> builtins.list[Worker]:
+        """Every worker with its running tasks (admin keys); see `Client.workers`."""
+        return _overview.workers_of(await self._json(_overview.WORKERS))
+
+    async def stats(
+        self,
+        *,
+        window: float | timedelta | None = None,
+        buckets: int | None = None,
+        tenant: str | None = None,
+    ) -> Stats:
+        """The overview of the tasks; see `Client.stats`."""
+        seconds = None if window is None else _base.seconds_value("window", window)
+        return Stats.from_json(await self._json(_overview.stats_call(seconds, buckets, tenant)))
+
     # -- changing ----------------------------------------------------------------------
 
     async def cancel(self, task: TaskRef) -> Task:
@@ -389,6 +409,10 @@ class AsyncClient:
     async def acknowledge(self, task: TaskRef) -> Task:
         """Mark the task as seen; see `Client.acknowledge`."""
         return await self._task(Call("POST", _base.task_path(task, "/acknowledge")))
+
+    async def retry_task(self, task: TaskRef) -> Task:
+        """Run an ended task again as a new task; see `Client.retry_task`."""
+        return await self._task(Call("POST", _base.task_path(task, "/retry")))
 
     async def acknowledge_many(
         self,

@@ -12,7 +12,7 @@ from typing import Any, Generic, Self, TypeVar, Unpack
 
 import httpx
 
-from taskgate.client import _base, _groups, _retry, _schedules, _task_list
+from taskgate.client import _base, _groups, _overview, _retry, _schedules, _task_list
 from taskgate.client._base import (
     DEFAULT_TIMEOUT,
     LIST_PAGE,
@@ -37,6 +37,7 @@ from taskgate.client._models import (
     Task,
     TaskEvent,
 )
+from taskgate.client._overview import Stats, Whoami, Worker
 from taskgate.client._retry import Retry
 from taskgate.client._schedules import RunOptions, ScheduleChanges, SchedulePager, ScheduleRef
 from taskgate.client._streams import EventFollow, Follow, LogFollow
@@ -401,6 +402,27 @@ class Client:
             raise InvalidResponse("GET /v1/operations answered without 'items'")
         return [Operation.from_json(item) for item in items]
 
+    def whoami(self) -> Whoami:
+        """The tenant, user and role this client's key acts as (a check of the key)."""
+        return Whoami.from_json(self._json(_overview.WHOAMI))
+
+    def workers(self) -> builtins.list[Worker]:
+        """Every worker the store knows, with its running tasks (admin keys)."""
+        return _overview.workers_of(self._json(_overview.WORKERS))
+
+    def stats(
+        self,
+        *,
+        window: float | timedelta | None = None,
+        buckets: int | None = None,
+        tenant: str | None = None,
+    ) -> Stats:
+        """Tasks per state, the queue, the task waiting longest, and the tasks that
+        ended per bucket over the last ``window`` (default an hour, at most 7 days) in at
+        most ``buckets`` buckets (default 60); ``tenant`` is for admin keys."""
+        seconds = None if window is None else _base.seconds_value("window", window)
+        return Stats.from_json(self._json(_overview.stats_call(seconds, buckets, tenant)))
+
     # -- changing ----------------------------------------------------------------------
 
     def cancel(self, task: TaskRef) -> Task:
@@ -421,6 +443,13 @@ class Client:
     def acknowledge(self, task: TaskRef) -> Task:
         """Mark the task as seen (acknowledged_at/by); its state does not change."""
         return self._task(Call("POST", _base.task_path(task, "/acknowledge")))
+
+    def retry_task(self, task: TaskRef) -> Task:
+        """Run a task that ended failed, canceled or timed out again, as a new task (same
+        type, parameters, object id, priority and labels, plus label ``retry_of``); the
+        new task. `Conflict` if the task has not ended or succeeded. (Not ``retry``: that
+        is the client's policy for retrying requests.)"""
+        return self._task(Call("POST", _base.task_path(task, "/retry")))
 
     def acknowledge_many(
         self,

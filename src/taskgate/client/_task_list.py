@@ -48,6 +48,9 @@ class TaskFilters(TypedDict, total=False):
     archived: bool | Literal["any"] | None
     """False (the default): the tasks not yet moved to history; True: those in history;
     ``"any"``: both."""
+    q: str | None
+    """A search by exact match: the task with this id (dashes optional), tasks acting on
+    this object id, tasks with a label of this value, or with this ``key=value`` label."""
 
 
 TASK_FILTERS = frozenset(TaskFilters.__optional_keys__)
@@ -88,6 +91,8 @@ def list_filters(filters: Mapping[str, Any]) -> list[tuple[str, str]]:
         query.append(("acknowledged", "true" if given["acknowledged"] else "false"))
     if "tenant" in given:
         query.append(("tenant", given["tenant"]))
+    if "q" in given:
+        query.append(("q", str(given["q"])))
     archived = given.get("archived", False)
     if archived is True or archived == "any":
         query.append(("archived", "true" if archived is True else "any"))

@@ -26,6 +26,7 @@ from taskgate.http import (
     events,
     groups,
     meta,
+    overview,
     schedules,
     submit,
     tasks,
@@ -61,6 +62,7 @@ def endpoints() -> list[Endpoint]:
         *groups.api.items,
         *events.api.items,
         *meta.operations_api.items,
+        *overview.api.items,
         *meta.api.items,
         *ui.api.items,
     ]

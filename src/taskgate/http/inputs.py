@@ -51,6 +51,13 @@ def to_int(raw: str, lo: int, hi: int) -> int:
     return value
 
 
+def int_param(name: str, raw: str | None, default: int, lo: int, hi: int) -> int:
+    """Query parameter ``name`` as an integer in ``lo..hi``; ``default`` when absent."""
+    if raw is None:
+        return default
+    return param(name, lambda r: to_int(r, lo, hi), raw)
+
+
 def to_number(raw: str) -> float:
     """A finite decimal number."""
     text = raw.strip()

@@ -17,6 +17,7 @@ from typing import Any
 
 import taskgate
 from taskgate.app import App, Operation
+from taskgate.http.overview_schemas import OVERVIEW_COMPONENTS
 from taskgate.http.routing import Endpoint, Param, Reply
 from taskgate.http.schemas import COMPONENTS, HEADERS, REQUEST_ID, Schema, ref
 
@@ -39,6 +40,10 @@ TAGS = [
         "description": "Named schedules: an operation run on an interval or a cron expression.",
     },
     {"name": "operations", "description": "The registered operations and their parameters."},
+    {
+        "name": "overview",
+        "description": "For a dashboard: who a key is, the workers, counts over time.",
+    },
     {"name": "service", "description": "Health, readiness, this document, the docs page."},
     {"name": "dashboard", "description": "The web dashboard's pages and files (HTML for people)."},
 ]
@@ -67,7 +72,7 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 def build(endpoints: Iterable[Endpoint], app: App, *, root_path: str = "") -> dict[str, Any]:
     """The whole document."""
-    schemas: dict[str, Schema] = dict(COMPONENTS)
+    schemas: dict[str, Schema] = {**COMPONENTS, **OVERVIEW_COMPONENTS}
     paths: dict[str, dict[str, Any]] = {}
     submit: Endpoint | None = None
     for endpoint in endpoints:

@@ -12,14 +12,20 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from taskgate.app import MAX_RESOURCES
 from taskgate.errors import InvalidParameters, InvalidRequest
 from taskgate.groups import check_group_id
 from taskgate.http import inputs
 from taskgate.http.problems import HTTPProblem
+from taskgate.http.responses import header
 from taskgate.reservations import check_resource
+
+if TYPE_CHECKING:
+    from taskgate.http.asgi import Headers
+    from taskgate.http.request import Request
+    from taskgate.model import Task
 
 OPTIONS = (
     "object_id",
@@ -259,3 +265,15 @@ def prefix_fields(exc: InvalidParameters, prefix: str) -> InvalidParameters:
         {**e, "field": f"{prefix}.{e['field']}" if e.get("field") else prefix} for e in exc.errors
     ]
     return InvalidParameters(exc.message, errors=errors)
+
+
+def new_task_headers(request: Request, task: Task) -> Headers:
+    """The headers of an answer that made a task (a submit's 202, a retry's 201):
+    ``Location`` and ``Operation-Location`` naming it, ``Retry-After`` and its ETag."""
+    location = f"/v1/tasks/{task.id}"
+    return [
+        header(b"location", request.root_path + location),
+        header(b"operation-location", request.base_url() + location),
+        (b"retry-after", request.app.retry_after),
+        (b"etag", task.etag.encode()),
+    ]

@@ -14,7 +14,7 @@ from typing import Any
 from taskgate.errors import InvalidParameters
 from taskgate.http.representation import task_json
 from taskgate.http.request import Request
-from taskgate.http.responses import Response, header, raw_json_response
+from taskgate.http.responses import Response, raw_json_response
 from taskgate.http.routing import Body, Endpoints, Param
 from taskgate.http.schemas import (
     ACCEPTED,
@@ -29,6 +29,7 @@ from taskgate.http.schemas import (
 )
 from taskgate.http.submission import (
     idempotency_key,
+    new_task_headers,
     options_from_query,
     prefix_fields,
     raise_errors,
@@ -72,13 +73,7 @@ async def _submit(
         if params_field is None:
             raise
         raise prefix_fields(exc, params_field) from None
-    location = f"/v1/tasks/{task.id}"
-    headers = [
-        header(b"location", request.root_path + location),
-        header(b"operation-location", request.base_url() + location),
-        (b"retry-after", request.app.retry_after),
-        (b"etag", task.etag.encode()),
-    ]
+    headers = new_task_headers(request, task)
     if not created:
         headers.append(REPLAYED)
     return raw_json_response(task_json(task), 202, headers)

@@ -25,6 +25,7 @@ from taskgate.http.routing import Endpoints, Param, Reply
 from taskgate.http.schemas import (
     BAD_REQUEST,
     CONFLICT,
+    INVALID,
     LAST_EVENT_ID,
     NOT_FOUND_TASK,
     STRING,
@@ -33,9 +34,10 @@ from taskgate.http.schemas import (
     UUID,
     problem_reply,
 )
+from taskgate.http.submission import new_task_headers
 from taskgate.ids import parse_task_id
 from taskgate.model import Task, TaskFilter
-from taskgate.service import MAX_LOG_PAGE, MAX_PAGE
+from taskgate.service import MAX_LOG_PAGE, MAX_PAGE, MAX_SEARCH, Submission
 
 api = Endpoints("tasks")
 
@@ -94,9 +96,9 @@ async def _current(request: Request, key: str) -> Rendered:
     return cache.put(key, await service.get(key, tenant=tenant))
 
 
-def _list_tenant(request: Request) -> str | None:
-    """Whose tasks a list shows: the principal's tenant, or for an admin every tenant
-    unless ``tenant=`` names one."""
+def tenant_filter(request: Request) -> str | None:
+    """Whose tasks a list (or the overview) shows: the principal's tenant, or for an
+    admin every tenant unless ``tenant=`` names one."""
     principal = request.principal
     wanted = request.query_one("tenant") if request.scope["query_string"] else None
     if principal.scope is None:
@@ -110,6 +112,16 @@ def _list_tenant(request: Request) -> str | None:
             title=PermissionDenied.title,
         )
     return principal.scope
+
+
+TENANT_FILTER = Param(
+    "tenant",
+    "query",
+    STRING,
+    "Only this tenant's tasks. An admin key sees every tenant unless it gives this;"
+    " other keys see only their own tenant (another one is a 403)",
+)
+"""The ``tenant=`` of the routes whose answer `tenant_filter` scopes."""
 
 
 def _matches(if_none_match: bytes, etag: bytes) -> bool:
@@ -241,6 +253,14 @@ async def get_task(request: Request) -> Response:
             {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": DEFAULT_PAGE},
             "Tasks per page",
         ),
+        Param(
+            "q",
+            "query",
+            {"type": "string", "maxLength": MAX_SEARCH},
+            "Search, by exact match: the task with this id (dashes optional, any case),"
+            " tasks acting on this object id, tasks with a label of this value, or with"
+            " this key=value label. The other filters narrow what it finds",
+        ),
         Param("cursor", "query", STRING, "next_cursor of the previous page"),
         Param(
             "acknowledged",
@@ -248,13 +268,7 @@ async def get_task(request: Request) -> Response:
             {"type": "boolean"},
             "true: only acknowledged tasks; false: only tasks not acknowledged yet",
         ),
-        Param(
-            "tenant",
-            "query",
-            STRING,
-            "Only this tenant's tasks. An admin key sees every tenant unless it gives this;"
-            " other keys see only their own tenant (another one is a 403)",
-        ),
+        TENANT_FILTER,
     ),
     responses={
         200: Reply("A page of tasks, newest first", "TaskList", headers=("Link",)),
@@ -264,8 +278,20 @@ async def get_task(request: Request) -> Response:
 )
 async def list_tasks(request: Request) -> Response:
     """Tasks, newest first, a page at a time: follow ``next_cursor`` (or the Link header)
-    until it is null."""
+    until it is null.
+
+    ``q`` searches by exact match only, so that a search stays an index lookup however
+    many tasks there are: the task whose id it is (with or without dashes, in any case),
+    the tasks whose ``object_id`` it is, those with a label whose value it is, and, when
+    it holds a ``=``, those with that ``key=value`` label (split at the first ``=``). It
+    is trimmed; an empty one searches nothing. It combines with every other filter, the
+    cursor and ``archived``."""
     query = request.query
+    search = request.query_one("q")
+    if search is not None:
+        search = search.strip() or None
+        if search is not None and len(search) > MAX_SEARCH:
+            raise inputs.invalid("q", f"at most {MAX_SEARCH} characters")
     since = request.query_one("since")
     until = request.query_one("until")
     limit = request.query_one("limit")
@@ -283,7 +309,8 @@ async def list_tasks(request: Request) -> Response:
         parent_id=None if parent is None else parse_task_id(parent),
         resource=request.query_one("resource"),
         archived=None if archived == "any" else archived == "true",
-        tenant=_list_tenant(request),
+        q=search,
+        tenant=tenant_filter(request),
         created_since=None if since is None else inputs.param("since", inputs.to_time, since),
         created_until=None if until is None else inputs.param("until", inputs.to_time, until),
         labels=tuple(inputs.param("label", inputs.to_label, v) for v in query.get("label", ())),
@@ -360,18 +387,8 @@ async def get_task_log(request: Request) -> Response:
     raw_follow = request.query_one("follow") if request.scope["query_string"] else None
     if raw_follow is not None and inputs.param("follow", inputs.to_bool, raw_follow):
         return await follow_log(request)
-    raw_start = request.query_one("start")
-    raw_limit = request.query_one("limit")
-    start = (
-        0
-        if raw_start is None
-        else inputs.param("start", lambda r: inputs.to_int(r, 0, MAX_LOG_START), raw_start)
-    )
-    limit = (
-        DEFAULT_LOG_PAGE
-        if raw_limit is None
-        else inputs.param("limit", lambda r: inputs.to_int(r, 1, MAX_LOG_PAGE), raw_limit)
-    )
+    start = inputs.int_param("start", request.query_one("start"), 0, 0, MAX_LOG_START)
+    limit = inputs.int_param("limit", request.query_one("limit"), DEFAULT_LOG_PAGE, 1, MAX_LOG_PAGE)
     task = await request.service.get(request.path_params["id"], tenant=request.principal.scope)
     page = await request.service.log(task.id, start=start, limit=limit)
     return json_response(log_dict(task.id, start, page))
@@ -438,6 +455,41 @@ async def resume_task(request: Request) -> Response:
     """Let a suspended task wait again. A task that is not suspended is a 409."""
     task = await request.service.resume(request.path_params["id"], tenant=request.principal.scope)
     return raw_json_response(task_json(task), 200, _task_headers(request, task))
+
+
+@api.post(
+    "/v1/tasks/{id}/retry",
+    name="retryTask",
+    summary="Run an ended task again",
+    params=(TASK_ID,),
+    role="write",
+    responses={
+        201: Reply(
+            "The new task, stored; it carries the label retry_of",
+            "Task",
+            headers=("Location", "Operation-Location", "Retry-After", "ETag"),
+        ),
+        400: BAD_REQUEST,
+        404: NOT_FOUND_TASK,
+        409: problem_reply("The task has not ended, or it succeeded"),
+        422: INVALID,
+    },
+)
+async def retry_task(request: Request) -> Response:
+    """Submit a new task that runs this one again: a task that ended ``failed``,
+    ``canceled`` or ``timed_out``, in the hot table or in history (anything else is a
+    409). The new task has its type, parameters, object id, priority and labels, plus the
+    label ``retry_of`` with its id; its tenant, user and request id are this request's,
+    as for any submit. Parameters the operation no longer accepts are a 422."""
+    principal = request.principal
+    options = Submission(
+        tenant=principal.tenant,
+        user=principal.user,
+        user_id=principal.user_id,
+        request_id=request.request_id,
+    )
+    task = await request.service.rerun(request.path_params["id"], options, tenant=principal.scope)
+    return raw_json_response(task_json(task), 201, new_task_headers(request, task))
 
 
 @api.delete(

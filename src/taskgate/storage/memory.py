@@ -24,7 +24,13 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from taskgate.errors import ConfigurationError, StorageError, StorageUnavailable
-from taskgate.storage import memory_orchestration, memory_queries, memory_schedules, migrations
+from taskgate.storage import (
+    memory_orchestration,
+    memory_overview,
+    memory_queries,
+    memory_schedules,
+    migrations,
+)
 from taskgate.storage.connector import Listener, Params, Row, Step
 from taskgate.storage.leadership import TIMEOUT, Candidate, Candidates, LeaseLeadership
 from taskgate.storage.memory_queries import (
@@ -39,24 +45,28 @@ from taskgate.storage.memory_queries import (
 QUERIES: dict[str, Statement] = {
     **memory_queries.QUERIES,
     **memory_orchestration.QUERIES,
+    **memory_overview.QUERIES,
     **{fn.__name__: fn for fn in memory_schedules.SCHEDULE_QUERIES},
 }
 """Every named query, by the name it has in ``sql/sqlite.sql``."""
 FRAGMENTS: dict[str, dict[str, Fragment]] = {
     **memory_queries.FRAGMENTS,
     **memory_orchestration.FRAGMENTS,
+    **memory_overview.FRAGMENTS,
     "list_schedules": memory_schedules.SCHEDULE_FRAGMENTS,
 }
 """The optional ``WHERE`` fragments of the composed queries."""
 COMPOSED: dict[str, Composed] = {
     **memory_queries.COMPOSED,
     **memory_orchestration.COMPOSED,
+    **memory_overview.COMPOSED,
     **memory_schedules.SCHEDULE_COMPOSED,
 }
 WRITES = (
     frozenset(QUERIES)
     - memory_queries.READS
     - memory_orchestration.READS
+    - memory_overview.READS
     - memory_schedules.SCHEDULE_READS
 )
 """The statements a read-only connection refuses (SQLite's are ``query_only``)."""
@@ -195,6 +205,11 @@ SCHEDULE_COLUMNS: tuple[Column, ...] = (  # 0006_schedules
     ("updated_at", "REAL", True, None),
     ("version", "INTEGER", True, 1),
 )
+LABEL_COLUMNS: tuple[Column, ...] = (  # 0008_overview
+    ("task_id", "TEXT", True, None),
+    ("key", "TEXT", True, None),
+    ("value", "TEXT", True, None),
+)
 TABLES: dict[str, tuple[Column, ...]] = {
     "tasks": TASK_COLUMNS,
     "task_logs": LOG_COLUMNS,
@@ -205,6 +220,7 @@ TABLES: dict[str, tuple[Column, ...]] = {
     "schedules": SCHEDULE_COLUMNS,
     "task_history": HISTORY_COLUMNS,
     "task_resources": RESOURCE_COLUMNS,
+    "task_labels": LABEL_COLUMNS,
 }
 
 
@@ -479,6 +495,12 @@ class MemoryConnector:
     def select_tasks(self, predicate: Callable[[Row], bool]) -> list[Row]:
         """The tasks ``predicate`` selects, in insertion (rowid) order."""
         return [row for row in self.tasks.values() if predicate(row)]
+
+    @property
+    def task_labels(self) -> dict[tuple[str, str], Row]:
+        """The rows of ``task_labels``, derived from the tasks (SQLite keeps them with
+        triggers; labels never change): (task id, key) -> row."""
+        return memory_overview.label_rows(self)
 
     # -- leadership ----------------------------------------------------------------
 

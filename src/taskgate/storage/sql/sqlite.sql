@@ -108,6 +108,38 @@ WHERE /*where*/
 ORDER BY id DESC
 LIMIT :limit
 
+-- name: search_tasks
+-- list_tasks over the tasks a search finds (TaskService.list, TaskFilter.q): the task
+-- whose id is :q_id, those acting on object :q, those with a label whose value is :q,
+-- and those with the label :q_key = :q_value. Each is an exact lookup on an index
+-- (the primary key, tasks_object, task_labels_value); the chosen fragments then filter
+-- what they found, newest first. CROSS JOIN keeps SQLite on that order.
+-- fragments: list_tasks
+WITH found (task_id) AS (
+    SELECT :q_id WHERE :q_id IS NOT NULL
+    UNION SELECT id FROM tasks WHERE object_id = :q
+    UNION SELECT task_id FROM task_labels WHERE value = :q
+    UNION SELECT task_id FROM task_labels WHERE value = :q_value AND key = :q_key
+)
+SELECT tasks.* FROM found CROSS JOIN tasks ON tasks.id = found.task_id
+WHERE /*where*/
+ORDER BY tasks.id DESC
+LIMIT :limit
+
+-- name: search_history
+-- The same in history (task_labels holds the labels of both tables).
+-- fragments: list_tasks
+WITH found (task_id) AS (
+    SELECT :q_id WHERE :q_id IS NOT NULL
+    UNION SELECT id FROM task_history WHERE object_id = :q
+    UNION SELECT task_id FROM task_labels WHERE value = :q
+    UNION SELECT task_id FROM task_labels WHERE value = :q_value AND key = :q_key
+)
+SELECT tasks.* FROM found CROSS JOIN task_history AS tasks ON tasks.id = found.task_id
+WHERE /*where*/
+ORDER BY tasks.id DESC
+LIMIT :limit
+
 -- name: list_changes
 -- Tasks in the order they last changed, (updated_at, id), after the position
 -- (:after_ts, :after_id): an events stream's replay. The chosen fragments filter them;
@@ -292,6 +324,64 @@ DELETE FROM workers WHERE id = :id
 
 -- name: list_workers
 SELECT * FROM workers ORDER BY started_at
+
+-- name: running_per_worker
+-- How many tasks each worker runs (canceling ones too: their handlers have not
+-- stopped), from the partial index tasks_leases alone.
+SELECT worker, COUNT(*) AS running FROM tasks INDEXED BY tasks_leases
+WHERE state IN ('running', 'canceling') AND worker IS NOT NULL
+GROUP BY worker
+
+-- name: state_counts
+-- How many tasks of the hot table are in each state (history holds only ended ones).
+SELECT state, COUNT(*) AS count FROM tasks
+WHERE /*where*/
+GROUP BY state
+
+-- name: state_counts.tenant
+tenant = :tenant
+
+-- name: queue_depth
+-- How many tasks are due and waiting for a worker at :now.
+SELECT COUNT(*) AS count FROM tasks
+WHERE (state = 'queued' OR (state = 'scheduled' AND due_at <= :now)) AND /*where*/
+
+-- name: queue_depth.tenant
+tenant = :tenant
+
+-- name: oldest_waiting
+-- The task due longest among those waiting for a worker at :now.
+SELECT id, type, created_at, due_at FROM tasks
+WHERE (state = 'queued' OR (state = 'scheduled' AND due_at <= :now)) AND /*where*/
+ORDER BY due_at, id
+LIMIT 1
+
+-- name: oldest_waiting.tenant
+tenant = :tenant
+
+-- name: ended_counts
+-- The tasks of the hot table that ended in [:window_start, :window_end), counted per
+-- bucket of :bucket_seconds (0 is the first) and ending: one range of tasks_finished,
+-- which holds every column read.
+SELECT CAST((finished_at - :window_start) / :bucket_seconds AS INTEGER) AS bucket, state,
+    COUNT(*) AS count
+FROM tasks INDEXED BY tasks_finished
+WHERE finished_at >= :window_start AND finished_at < :window_end
+  AND state IN ('succeeded', 'failed', 'canceled', 'timed_out') AND /*where*/
+GROUP BY bucket, state
+
+-- name: ended_counts.tenant
+tenant = :tenant
+
+-- name: archived_ended_counts
+-- The same in history, on task_history_finished.
+-- fragments: ended_counts
+SELECT CAST((finished_at - :window_start) / :bucket_seconds AS INTEGER) AS bucket, state,
+    COUNT(*) AS count
+FROM task_history AS tasks INDEXED BY task_history_finished
+WHERE finished_at >= :window_start AND finished_at < :window_end
+  AND state IN ('succeeded', 'failed', 'canceled', 'timed_out') AND /*where*/
+GROUP BY bucket, state
 
 -- name: take_leader
 -- :holder takes the role :name unless another holder renewed it since :stale_before
