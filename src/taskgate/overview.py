@@ -201,7 +201,8 @@ class OverviewSide:
     async def rerun(self, task_id: str, options: Submission, *, tenant: str | None = None) -> Task:
         """Submit a new task that runs ``task_id`` again (a task of ``tenant``, when
         given): its type, parameters, object id, priority and labels, plus the label
-        ``retry_of`` naming it; the rest (tenant, user, request id) from ``options``, as
+        ``retry_of`` naming it, in its tenant (an admin retrying another tenant's task
+        makes a task of that tenant); the rest (user, request id) from ``options``, as
         for any submit. Only a task that ended other than succeeded is run again (in the
         hot table or in history); any other is a `Conflict`."""
         task = await self.get(task_id, tenant=tenant)
@@ -212,6 +213,7 @@ class OverviewSide:
             )
         again = replace(
             options,
+            tenant=task.tenant,
             object_id=task.object_id,
             priority=task.priority,
             labels={**task.labels, RETRY_OF: task.id},

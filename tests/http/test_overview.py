@@ -250,3 +250,15 @@ async def test_retry_refusals(
         problem(await reader.post(f"/v1/tasks/{failed['id']}/retry"), 403, "permission-denied")
     async with await as_key(api, keys, tenant="other", user="o", role="write") as stranger:
         problem(await stranger.post(f"/v1/tasks/{failed['id']}/retry"), 404, "task-not-found")
+
+
+async def test_an_admin_retries_another_tenants_task_in_that_tenant(
+    api: Application, keys: KeyService, service: TaskService
+) -> None:
+    async with await as_key(api, keys, tenant="acme", user="ann", role="write") as ann:
+        first = await submit(ann, "noop")
+    await finish(service, first["id"], State.FAILED)
+    async with await as_key(api, keys, tenant="ops", user="root", role="admin") as admin:
+        response = await admin.post(f"/v1/tasks/{first['id']}/retry")
+    assert response.status_code == 201, response.text
+    assert (response.json()["tenant"], response.json()["user"]) == ("acme", "root")
