@@ -17,6 +17,7 @@ from acceptance.server import Server
 
 from .app import HOSTILE
 from .browsing import sign_in, submit, wait_ended
+from .conftest import APP
 
 pytestmark = pytest.mark.acceptance
 
@@ -269,3 +270,17 @@ def test_the_workers_page(page: Page, server: Server, artefacts: Path) -> None:
 def test_a_write_key_is_told_workers_need_an_admin(page: Page, server: Server) -> None:
     sign_in(page, server, server.make_key("write"), path="/ui/workers")
     expect(page.locator("#main")).to_contain_text("only an admin key sees them")
+
+
+def test_without_auth_there_is_no_login(
+    page: Page, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    folder = tmp_path_factory.mktemp("dashboard-no-auth")
+    open_server = Server(folder / "tasks.db", folder, app=APP, args=("--no-auth",)).start()
+    try:
+        page.goto(open_server.url + "/ui/tasks")
+        expect(page.get_by_role("heading", name="Tasks")).to_be_visible()
+        expect(page.locator("#who-name")).to_have_text("no authentication")
+        expect(page.get_by_role("button", name="Log out")).to_be_hidden()
+    finally:
+        assert open_server.stop() == 0, open_server.log_text()
