@@ -284,3 +284,31 @@ def test_without_auth_there_is_no_login(
         expect(page.get_by_role("button", name="Log out")).to_be_hidden()
     finally:
         assert open_server.stop() == 0, open_server.log_text()
+
+
+UNLABELLED = """() => [...document.querySelectorAll('input, select, button, progress, a')]
+    .filter((el) => !el.hidden && el.offsetParent !== null)
+    .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')
+                    && !el.textContent.trim())
+    .map((el) => el.outerHTML.slice(0, 80))"""
+
+
+def test_every_control_has_a_name(page: Page, server: Server) -> None:
+    task = submit(server, "steps", params={"name": "a11y", "count": 1, "pause": 0})
+    wait_ended(server, task["id"])
+    page.goto(server.url + "/ui")
+    expect(page.get_by_label("API key")).to_be_visible()
+    assert page.evaluate(UNLABELLED) == []
+    sign_in(page, server, path="/ui/tasks")
+    loaded = {  # what each page shows once its data is in
+        "/ui": "#queue-depth",
+        "/ui/tasks": "#task-rows tr",
+        f"/ui/tasks/{task['id']}": "#log-state:text('complete')",
+        "/ui/schedules": "tbody tr",
+        "/ui/workers": "tbody tr",
+    }
+    for path, ready in loaded.items():
+        page.goto(server.url + path)
+        expect(page.locator(ready).first).to_be_visible()
+        assert page.evaluate(UNLABELLED) == [], path
+        assert page.locator("main h1").count() == 1, path
