@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from taskgate.errors import Conflict, GroupNotFound, IdempotencyConflict, InvalidRequest
 from taskgate.feed import ChangeFeed, Interest
 from taskgate.ids import new_task_id
+from taskgate.metrics import Metrics
 from taskgate.model import TERMINAL, Page, State, Task, TaskFilter
 from taskgate.reservations import reservation_steps
 from taskgate.storage.connector import CHANNEL_DUE, RESERVED, Connector, Row, Step
@@ -79,6 +80,7 @@ class GroupSide:
     connector: Connector
     clock: Callable[[], float]
     feed: ChangeFeed
+    metrics: Metrics
 
     if TYPE_CHECKING:
 
@@ -205,6 +207,7 @@ class GroupSide:
         )
         if results[0]:
             await self._changed([parent.id])
+            self.metrics.task_submitted(type)
             return task_from_row(results[0][0])
         if key is not None:
             try:
@@ -253,6 +256,9 @@ class GroupSide:
 
     async def _cancel_where(self, field: str, value: str, tenant: str | None) -> builtins.list[Row]:
         rows = await self._each_batch("cancel_tasks", value, tenant, field=field)
+        for row in rows:
+            if row["state"] == "canceled":
+                self.metrics.task_finished(str(row["type"]), "canceled")
         if any(r["resources"] is not None and r["state"] == "canceled" for r in rows):
             await self.connector.notify(CHANNEL_DUE, RESERVED)
         return rows

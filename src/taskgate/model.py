@@ -208,6 +208,8 @@ class Task:
     """Moved to the history table (`taskgate.retention`): ended, kept for reading."""
     log_count: int = 0
     version: int = 1
+    traceparent: str | None = None
+    """The W3C trace context of the span that submitted it (`taskgate.tracing`)."""
 
     @property
     def terminal(self) -> bool:

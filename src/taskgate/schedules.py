@@ -568,7 +568,9 @@ class ScheduleService:
         results = await self.connector.execute_batch(steps, notify=CHANNEL_DUE)
         if not results[1]:
             return None
-        return task_from_row(results[1][0])
+        task = task_from_row(results[1][0])
+        self.tasks.metrics.task_submitted(task.type)
+        return task
 
     async def _count(self, schedule: Schedule, state: str | None, now: float) -> Schedule | None:
         """Count the last run's outcome (``state``; None: the task is gone)."""

@@ -37,6 +37,7 @@ from taskgate.ids import (
     parse_task_id,
     uuid7_floor,
 )
+from taskgate.metrics import Metrics, process_metrics
 from taskgate.model import (
     TERMINAL,
     LogLine,
@@ -57,6 +58,7 @@ from taskgate.storage.connector import (
     Step,
 )
 from taskgate.storage.rows import as_datetime, dumps, task_from_row
+from taskgate.tracing import Tracing
 from taskgate.work import NewLogLine, Progress, WorkerSide
 
 MAX_PAGE = 500
@@ -98,6 +100,9 @@ class Submission:
     """Resources the task holds alone while it runs, besides its operation's."""
     shared_resources: Sequence[str] | None = None
     """Resources it holds shared (`taskgate.reservations`)."""
+    traceparent: str | None = None
+    """The W3C trace context to link its runs to (None: the current span's, when
+    tracing is on)."""
 
 
 class TaskService(GroupSide, OverviewSide, WorkerSide):
@@ -116,6 +121,11 @@ class TaskService(GroupSide, OverviewSide, WorkerSide):
         self.upids = UpidFactory(node)
         self.node = self.upids.node
         self.clock = clock
+        self.metrics: Metrics = process_metrics()
+        """This process's Prometheus metrics (`taskgate.metrics`)."""
+        self.tracing: Tracing | None = None
+        """Set by the HTTP application or the worker when tracing is on: a submit then
+        stores the current span's trace context with its task."""
         self.feed = ChangeFeed(self.get_many)
         """Change notifications, read once and handed to the waiters and streams."""
         self._listening = False
@@ -198,6 +208,9 @@ class TaskService(GroupSide, OverviewSide, WorkerSide):
         fingerprint = None
         if options.idempotency_key is not None:
             fingerprint = _fingerprint(type, clean, object_id)
+        traceparent = options.traceparent
+        if traceparent is None and self.tracing is not None:
+            traceparent = self.tracing.traceparent()
         return {
             "id": task_id,
             "upid": self.upids.new(type, object_id, options.user, now),
@@ -224,6 +237,7 @@ class TaskService(GroupSide, OverviewSide, WorkerSide):
             "created_at": now,
             "scheduled_at": scheduled_at,
             "due_at": due,
+            "traceparent": traceparent,
         }
 
     async def submit(
@@ -247,6 +261,7 @@ class TaskService(GroupSide, OverviewSide, WorkerSide):
                 await self.connector.execute_batch(steps, notify=CHANNEL_DUE, payload=RESERVED)
             )[0]
         if rows:
+            self.metrics.task_submitted(type)
             return task_from_row(rows[0]), True
         return await self._replay(row), False
 
@@ -269,7 +284,10 @@ class TaskService(GroupSide, OverviewSide, WorkerSide):
             notify=CHANNEL_DUE,
             payload=RESERVED if reserved else "",
         )
-        return [task_from_row(r) for r in results[0]]
+        tasks = [task_from_row(r) for r in results[0]]
+        for task in tasks:
+            self.metrics.task_submitted(task.type)
+        return tasks
 
     async def _replay(self, row: Mapping[str, Any]) -> Task:
         found = await self.connector.fetch_one(
@@ -405,6 +423,12 @@ class TaskService(GroupSide, OverviewSide, WorkerSide):
         ]
         return LogPage(lines, task.log_count)
 
+    async def active_counts(self) -> builtins.list[Row]:
+        """The tasks not ended, per ``type`` and ``state``: ``tasks``; of the waiting
+        ones, ``due`` (their time has come), ``due_reserved`` (those of them that reserve
+        resources) and ``oldest_due`` (epoch seconds; None: none due)."""
+        return await self.connector.fetch_all("active_task_counts", {"now": self.clock()})
+
     # -- change --------------------------------------------------------------------
 
     async def cancel(self, task_id: str, *, tenant: str | None = None) -> Task:
@@ -420,6 +444,8 @@ class TaskService(GroupSide, OverviewSide, WorkerSide):
             raise Conflict(f"task {task.id} has already ended ({current.state})")
         changed = task_from_row(rows[0])
         await self._changed([changed.id])
+        if changed.state is State.CANCELED:
+            self.metrics.task_finished(changed.type, "canceled")
         if changed.reservation is not None and changed.state is State.CANCELED:
             await self.connector.notify(CHANNEL_DUE, RESERVED)  # it no longer holds a place
         if changed.children:

@@ -101,6 +101,19 @@ class Settings(pydantic.BaseModel):
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_json: bool = False
+    """One JSON object per log line; lines about a task or a request carry its
+    ``task_id``, ``task_type``, ``tenant`` and ``request_id``."""
+    metrics_public: bool = False
+    """``GET /metrics`` answers without an API key (a Prometheus on a trusted network).
+    Otherwise it needs an admin key, which Prometheus can send as a Bearer token."""
+    metrics_port: int | None = pydantic.Field(None, ge=1, le=65535)
+    """``taskgate worker``: serve this process's own metrics on this port at
+    ``/metrics`` (None: not served). The workers of ``serve`` need none: the API's
+    ``/metrics`` reports theirs."""
+    tracing: bool = False
+    """OpenTelemetry tracing (``pip install taskgate[otel]``): spans for HTTP requests
+    and for each run of a task, linked to its submit. The exporter comes from the
+    standard ``OTEL_*`` variables unless the app sets a tracer provider itself."""
 
     dialects: tuple[str, ...] = ()
     """Other systems' task APIs to serve besides the native one (`taskgate.http.dialects`):

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from taskgate.errors import InvalidRequest
+from taskgate.metrics import Metrics
 from taskgate.model import LOG_LEVELS, TERMINAL, WORKER_LOST, ErrorInfo, State, Task
 from taskgate.reservations import candidates, choose
 from taskgate.storage.connector import (
@@ -73,6 +74,7 @@ class WorkerSide:
     connector: Connector
     clock: Callable[[], float]
     node: str
+    metrics: Metrics
 
     async def _changed(self, task_ids: Sequence[str]) -> None:
         if task_ids:
@@ -87,6 +89,10 @@ class WorkerSide:
             "claim_tasks",
             {"worker": worker, "now": now, "lease_expires_at": now + lease, "limit": limit},
         )
+        waited = self.metrics.waited
+        for r in rows:
+            if r["attempt"] == 1:  # a retry's wait would include its earlier attempts
+                waited(r["type"], now - _due(r))
         tasks = sorted((task_from_row(r) for r in rows), key=lambda t: (-t.priority, t.id))
         await self._changed([t.id for t in tasks])
         return tasks
@@ -101,7 +107,8 @@ class WorkerSide:
             self.connector.fetch_all("reservation_holders", {}),
         )
         holders = {(str(r["mode"]), str(r["resource"])): int(r["holders"]) for r in holding}
-        chosen = choose(candidates(waiting), holders, limit)
+        lined_up = candidates(waiting)
+        chosen = choose(lined_up, holders, limit)
         if not chosen:
             return []
         params = {
@@ -113,6 +120,11 @@ class WorkerSide:
         _, rows = await self.connector.execute_batch(
             [Step("lock_reserved_claims"), Step("claim_reserved_tasks", params)]
         )
+        due = {c.id: c.due_at for c in lined_up}
+        for r in rows:
+            self.metrics.lock_waited(r["type"], now - due.get(str(r["id"]), now))
+            if r["attempt"] == 1:
+                self.metrics.waited(r["type"], now - _due(r))
         tasks = sorted((task_from_row(r) for r in rows), key=lambda t: (-t.priority, t.id))
         await self._changed([t.id for t in tasks])
         return tasks
@@ -267,6 +279,7 @@ class WorkerSide:
         """End the attempt ``task`` holds in ``state``; None if it no longer holds it."""
         if state not in TERMINAL:
             raise ValueError(f"{state} is not a terminal state")
+        now = self.clock()
         rows = await self.connector.execute(
             "finish_task",
             {
@@ -277,11 +290,14 @@ class WorkerSide:
                 "result": None if result is None else dumps(result),
                 "error": None if error is None else dumps(error.to_dict()),
                 "message": message,
-                "now": self.clock(),
+                "now": now,
             },
         )
         if not rows:
             return None
+        self.metrics.task_finished(task.type, state.value)
+        if task.started_at is not None:
+            self.metrics.attempt_ran(task.type, now - task.started_at.timestamp())
         await self._changed([task.id])
         if task.reservation is not None:  # the tasks waiting for what it held may go
             await self.connector.notify(CHANNEL_DUE, RESERVED)
@@ -303,6 +319,9 @@ class WorkerSide:
         )
         if not rows:
             return None
+        self.metrics.retried(task.type)
+        if task.started_at is not None:
+            self.metrics.attempt_ran(task.type, now - task.started_at.timestamp())
         await self._changed([task.id])
         await self.connector.notify(CHANNEL_DUE, "" if task.reservation is None else RESERVED)
         return task_from_row(rows[0])
@@ -329,6 +348,8 @@ class WorkerSide:
         )
         tasks = [task_from_row(r) for r in rows]
         for t in tasks:
+            if t.state in TERMINAL:
+                self.metrics.task_finished(t.type, t.state.value)
             if t.state is State.QUEUED:
                 line = f"worker lost during attempt {t.attempt}; queued again"
             elif t.state is State.CANCELED:
@@ -365,6 +386,13 @@ class WorkerSide:
         if ids:
             await self.connector.notify(CHANNEL_DUE)
         return ids
+
+
+def _due(row: Row) -> float:
+    """When a task claimed for its first attempt fell due: its submit, or its time."""
+    created = float(row["created_at"])
+    scheduled = row["scheduled_at"]
+    return created if scheduled is None or scheduled < created else float(scheduled)
 
 
 def _dumps_or_none(value: Any) -> str | None:

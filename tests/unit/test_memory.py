@@ -52,6 +52,7 @@ def task(n: int, **values: Any) -> dict[str, Any]:
         "created_at": T,
         "scheduled_at": None,
         "due_at": T,
+        "traceparent": None,
     }
     row.update(values)
     return row

@@ -92,6 +92,24 @@ LOG_JSON = click.option(
     default=None,
     help="Log one JSON object per line instead of text [default: text].",
 )
+METRICS_PUBLIC = click.option(
+    "--metrics-public/--metrics-private",
+    default=None,
+    help="GET /metrics without an API key (for a Prometheus on a trusted network)"
+    " [default: --metrics-private: an admin key, sent as a Bearer token].",
+)
+METRICS_PORT = _option(
+    "--metrics-port",
+    type=click.IntRange(1, 65535),
+    help="Serve this worker's own Prometheus metrics on this port, at /metrics, on the"
+    " `host` setting's address [default: not served].",
+)
+TRACING = click.option(
+    "--tracing/--no-tracing",
+    default=None,
+    help="OpenTelemetry spans for requests and task runs (needs taskgate[otel]; the"
+    " exporter is set by the OTEL_* variables) [default: --no-tracing].",
+)
 DIALECT = click.option(
     "--dialect",
     "dialects",

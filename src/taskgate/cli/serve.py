@@ -47,6 +47,7 @@ from taskgate.cli.tls import TlsFiles, tls_files
 from taskgate.cli.worker import check_shared_database
 from taskgate.errors import ConfigurationError
 from taskgate.loader import load_app
+from taskgate.metrics import shared_with_children
 from taskgate.runtime.supervisor import PID_PLACEHOLDER, Supervisor
 from taskgate.service import TaskService
 from taskgate.settings import ENV_PREFIX, Settings
@@ -198,6 +199,7 @@ class Serve:
 
     def _worker_env(self) -> dict[str, str]:
         env = {**os.environ, **settings_env(self.settings)}
+        env[ENV_PREFIX + "METRICS_PORT"] = "none"  # the API's /metrics shows theirs
         if self.config is not None:  # the same file, though the variables override it all
             env[ENV_PREFIX + "CONFIG"] = str(Path(self.config).resolve())
         return env
@@ -383,6 +385,8 @@ async def _exit_code(coro: Coroutine[Any, Any, None]) -> int:
     options.AUTH,
     options.LOG_LEVEL,
     options.LOG_JSON,
+    options.METRICS_PUBLIC,
+    options.TRACING,
     options.DIALECT,
     options.TLS_CERT,
     options.TLS_KEY,
@@ -405,5 +409,6 @@ def serve(app_path: str | None, access_log: bool, no_workers: bool, **flags: Any
     configure_logging(settings)
     app = load_app(settings.app)
     run = Serve(settings, app, access_log=access_log, config=flags.get("config"))
-    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+    # the workers count in files the API's /metrics reads (taskgate.metrics)
+    with shared_with_children(), asyncio.Runner(loop_factory=_loop_factory()) as runner:
         return runner.run(run.run())

@@ -25,6 +25,8 @@ WORKER_OPTIONS = (
     options.SYNCHRONOUS,
     options.LOG_LEVEL,
     options.LOG_JSON,
+    options.METRICS_PORT,
+    options.TRACING,
 )
 
 
@@ -64,6 +66,10 @@ def worker(
         return 0  # serve is already gone: nothing to work for
     if worker_id is not None:
         worker_id = worker_id.replace(PID_PLACEHOLDER, str(os.getpid()))
+    if settings.metrics_port is not None:
+        from taskgate.metrics import serve_worker_metrics
+
+        serve_worker_metrics(settings.metrics_port, settings.host)
     from taskgate.runtime import run_worker
 
     run_worker(settings, app, worker_id=worker_id)

@@ -18,7 +18,9 @@ import random
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from importlib import resources
+from time import perf_counter
 
+from taskgate import tracing
 from taskgate.auth.service import KeyService
 from taskgate.http import (
     acknowledge,
@@ -26,20 +28,23 @@ from taskgate.http import (
     events,
     groups,
     meta,
+    metrics,
     overview,
     schedules,
     submit,
     tasks,
     ui,
 )
-from taskgate.http.asgi import Receive, Scope, Send
+from taskgate.http.asgi import Message, Receive, Scope, Send
 from taskgate.http.auth import NOBODY, Authenticator, KeyAuthenticator, anonymous, forbidden
 from taskgate.http.cache import RenderCache
 from taskgate.http.openapi import build as build_openapi
 from taskgate.http.problems import HTTPProblem, from_exception
 from taskgate.http.request import ClientDisconnected, Request
 from taskgate.http.responses import Response, dumps
-from taskgate.http.routing import Endpoint, Router
+from taskgate.http.routing import METHODS, Endpoint, Router
+from taskgate.logcontext import REQUEST_ID
+from taskgate.metrics import UNMATCHED
 from taskgate.service import TaskService
 from taskgate.settings import Settings
 
@@ -50,6 +55,9 @@ _REQUEST_ID = re.compile(rb"^[!-~]{1,200}\Z")
 """1-200 visible ASCII characters: safe to echo in a header and to log."""
 
 Hook = Callable[[], Awaitable[None]]
+
+_METHOD_LABELS = {m: m for m in (*METHODS, "HEAD", "OPTIONS")}
+"""Methods as metric labels; any other is "other" (a client may send any token)."""
 
 
 def endpoints() -> list[Endpoint]:
@@ -64,6 +72,7 @@ def endpoints() -> list[Endpoint]:
         *meta.operations_api.items,
         *overview.api.items,
         *meta.api.items,
+        *metrics.api.items,
         *ui.api.items,
     ]
 
@@ -90,7 +99,13 @@ class Application:
             else:
                 authenticate = anonymous
         self.authenticate = authenticate
-        self.router = Router(endpoints() if routes is None else routes)
+        declared = endpoints() if routes is None else routes
+        self.router = Router(metrics.public(declared) if settings.metrics_public else declared)
+        self.metrics = service.metrics
+        self.tracing: tracing.Tracing | None = tracing.load(settings)
+        """Spans for requests, when tracing is on (`taskgate.tracing`)."""
+        if self.tracing is not None and service.tracing is None:
+            service.tracing = self.tracing  # submits store the request span's context
         self.retry_after = str(settings.retry_after).encode()
         self.renderings = RenderCache()
         """Rendered task JSON for status reads, checked against the task's version."""
@@ -127,12 +142,13 @@ class Application:
     # -- http ---------------------------------------------------------------------
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = perf_counter()
         path: str = scope["path"]
         root = scope.get("root_path")
         if root and path.startswith(root) and path[len(root) : len(root) + 1] in ("", "/"):
             path = path[len(root) :] or "/"  # servers differ on whether path includes it
         if self.dialects and (dialect := dialects.find(self.dialects, path)) is not None:
-            await dialect(scope, receive, send)
+            await self._dialect(dialect, scope, receive, send, started)
             return
         request = Request(scope, receive, self, path)
         raw_id = request.headers.get(X_REQUEST_ID)
@@ -144,6 +160,29 @@ class Application:
         else:
             request.request_id = raw_id.decode("ascii")
             request_id = (X_REQUEST_ID, raw_id)
+        token = REQUEST_ID.set(request.request_id)  # log records name the request
+        try:
+            if self.tracing is None:
+                route, status = await self._answer(request, request_id, send, bad_id)
+            else:
+                with self.tracing.http_span(
+                    scope["method"], request.header(b"traceparent"), request.header(b"tracestate")
+                ) as span:
+                    route, status = await self._answer(request, request_id, send, bad_id)
+                    span.done(route, status)
+        finally:
+            REQUEST_ID.reset(token)
+        if status:
+            method = _METHOD_LABELS.get(scope["method"], "other")
+            self.metrics.http_answered(method, route, status, perf_counter() - started)
+
+    async def _answer(
+        self, request: Request, request_id: tuple[bytes, bytes], send: Send, bad_id: bool
+    ) -> tuple[str, int]:
+        """Find the endpoint, run it, send its answer: the route template (`UNMATCHED`:
+        none) and the status sent (0: the client went away first)."""
+        scope = request.scope
+        route = UNMATCHED
         try:
             if bad_id:
                 raise HTTPProblem(
@@ -153,7 +192,8 @@ class Application:
                     title="Invalid header",
                     header="X-Request-ID",
                 )
-            endpoint, request.path_params = self.router.resolve(scope["method"], path)
+            endpoint, request.path_params = self.router.resolve(scope["method"], request.path)
+            route = endpoint.path
             if self._anonymous:  # no auth configured: skip a coroutine per request
                 principal = request.principal
             elif endpoint.public:  # health, docs: no key needed, and no tenant seen
@@ -166,10 +206,31 @@ class Application:
                 endpoint.check_query(request.query)
             response = await endpoint.handler(request)
         except ClientDisconnected:
-            return
+            return route, 0
         except Exception as exc:
             response = self._problem(exc, request)
         await response.send(send, request_id, head=scope["method"] == "HEAD")
+        return route, response.status
+
+    async def _dialect(
+        self, dialect: dialects.Dialect, scope: Scope, receive: Receive, send: Send, started: float
+    ) -> None:
+        """Hand the request to a dialect; its metrics are labelled with its name as the
+        route (each dialect routes on its own)."""
+        status = 0
+
+        async def sent(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        await dialect(scope, receive, sent)
+        if status:
+            method = _METHOD_LABELS.get(scope["method"], "other")
+            self.metrics.http_answered(
+                method, f"dialect:{dialect.name}", status, perf_counter() - started
+            )
 
     def _problem(self, exc: Exception, request: Request) -> Response:
         response, fault = from_exception(

@@ -302,6 +302,10 @@ V1_INDEX: Schema = obj(
 )
 
 HTML_PAGE: Schema = {"type": "string", "description": "An HTML page."}
+METRICS_TEXT: Schema = {
+    "type": "string",
+    "description": "Metrics in Prometheus's text exposition format.",
+}
 
 OPENAPI_DOCUMENT: Schema = {
     "type": "object",
@@ -510,6 +514,7 @@ COMPONENTS: dict[str, Schema] = {
     "Index": INDEX,
     "V1Index": V1_INDEX,
     "HtmlPage": HTML_PAGE,
+    "MetricsText": METRICS_TEXT,
     "OpenAPIDocument": OPENAPI_DOCUMENT,
 }
 

@@ -28,6 +28,7 @@ from taskgate.errors import (
 )
 from taskgate.model import ErrorInfo, Task
 from taskgate.runtime.buffer import ReportBuffer
+from taskgate.tracing import RunSpan
 
 StopReason = Literal["canceled", "timed_out", "shutdown", "lost"]
 """Why the worker asked a handler to stop: a cancel request, its timeout, the worker
@@ -125,6 +126,7 @@ class Execution:
         "handle",
         "operation",
         "outcome",
+        "span",
         "stop_reason",
         "task",
         "timeout_timer",
@@ -152,6 +154,8 @@ class Execution:
         self.timeout_timer: asyncio.TimerHandle | None = None
         self.force_timer: asyncio.TimerHandle | None = None
         self.abandon_timer: asyncio.TimerHandle | None = None
+        self.span: RunSpan | None = None
+        """The attempt's trace span, when tracing is on (`taskgate.tracing`)."""
 
     @property
     def isolation(self) -> str:

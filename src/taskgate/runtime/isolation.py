@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import logging
 from collections.abc import Callable, Coroutine
@@ -83,7 +84,12 @@ class Launcher:
                 self._call_async(execution, operation, kwargs), name=f"taskgate-task-{task.id}"
             )
         else:
-            self.threads.submit(functools.partial(self._call_sync, execution, operation, kwargs))
+            # in a copy of this context: what the worker set for the task (its log fields,
+            # its span) holds in the thread too
+            run = contextvars.copy_context().run
+            self.threads.submit(
+                functools.partial(run, self._call_sync, execution, operation, kwargs)
+            )
 
     def _launch_process(self, execution: Execution) -> None:
         import_path = self.app.import_path

@@ -39,6 +39,7 @@ from typing import Any
 
 from taskgate.app import App
 from taskgate.errors import StorageError, StorageUnavailable, TaskNotFound
+from taskgate.logcontext import CURRENT_TASK, TaskFields, about
 from taskgate.model import ACTIVE, State, Task
 from taskgate.retention import RetentionService
 from taskgate.runtime.buffer import ReportBuffer
@@ -56,6 +57,8 @@ from taskgate.service import TaskService
 from taskgate.settings import Settings
 from taskgate.storage import connect_settings
 from taskgate.storage.connector import CHANNEL_CHANGED, CHANNEL_DUE, RESERVED
+from taskgate.tracing import RunSpan, Tracing
+from taskgate.tracing import load as load_tracing
 
 log = logging.getLogger("taskgate.worker")
 
@@ -84,11 +87,20 @@ class Worker:
     """Runs the tasks of ``service``'s app until `request_stop` (or cancellation)."""
 
     def __init__(
-        self, service: TaskService, settings: Settings, *, worker_id: str | None = None
+        self,
+        service: TaskService,
+        settings: Settings,
+        *,
+        worker_id: str | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.service = service
         self.settings = settings
         self.worker_id = worker_id or default_worker_id(service.node)
+        self.tracing = tracing if tracing is not None else load_tracing(settings)
+        """A span per attempt, when tracing is on (`taskgate.tracing`)."""
+        if self.tracing is not None and service.tracing is None:
+            service.tracing = self.tracing  # children spawned in a run link to it
         self.claimed = 0
         """Tasks claimed so far."""
         self._running: dict[str, Execution] = {}
@@ -440,12 +452,27 @@ class Worker:
     # -- running a task -----------------------------------------------------------
 
     def _start(self, task: Task) -> None:
+        # what starts here (the handler, its timers, the task storing its ending) runs in
+        # this context: its log records name the task (`taskgate.logcontext`)
+        token = CURRENT_TASK.set(TaskFields(task.id, task.type, task.tenant, task.request_id))
+        try:
+            if self.tracing is None:
+                self._launch(task, None)
+            else:
+                span = self.tracing.start_run(task)
+                with span.current():
+                    self._launch(task, span)
+        finally:
+            CURRENT_TASK.reset(token)
+
+    def _launch(self, task: Task, span: RunSpan | None) -> None:
         loop, launcher, reporter = self._loop, self._launcher, self._reporter
         assert loop is not None and launcher is not None and reporter is not None
         self.claimed += 1
         operation = self.service.app.operations.get(task.type)
         buffer = ReportBuffer(task, clock=self.service.clock)
         execution = Execution(task, operation, buffer, loop, WorkerFamily(self.service, task, loop))
+        execution.span = span
         reporter.attach(execution)
         previous = self._running.get(task.id)
         if previous is not None:  # an older attempt here lost the task, which came back
@@ -471,7 +498,9 @@ class Worker:
             self._slot.set()
             self._changed.set()
         try:
-            await self._end(execution, outcome)
+            stored = await self._end(execution, outcome)
+            if execution.span is not None:
+                execution.span.end(stored)
         except Exception:
             self._unended += 1
             log.exception(
@@ -487,7 +516,9 @@ class Worker:
             self._slot.set()
             self._changed.set()
 
-    async def _end(self, execution: Execution, outcome: Outcome) -> None:
+    async def _end(self, execution: Execution, outcome: Outcome) -> Task | None:
+        """Store how the attempt ended; the task as stored (None: the attempt no longer
+        held it)."""
         reporter = self._reporter
         assert reporter is not None
         task = execution.task
@@ -502,7 +533,7 @@ class Worker:
                 task.type,
                 task.attempt,
             )
-            return
+            return None
         for text, level in ending.lines:
             execution.buffer.note(text, level)
         # the last reports go first, so the final state is written after the last lines
@@ -536,6 +567,7 @@ class Worker:
             )
         elif log.isEnabledFor(logging.DEBUG):
             log.debug("task %s (%s): succeeded", task.id, task.type)
+        return stored
 
     # -- stopping a task ----------------------------------------------------------
 
@@ -557,14 +589,15 @@ class Worker:
         elif reason == "shutdown":
             execution.buffer.note("worker stopping: asking the handler to stop", "warning")
         grace = 0.0 if self._hurry else self.settings.cancel_grace
-        log.info(
-            "task %s (%s): %s; the handler has %g s to stop",
-            task.id,
-            task.type,
-            _REASONS[reason],
-            grace,
-        )
-        execution.force_timer = loop.call_later(grace, self._force, execution)
+        with about(task):  # a notification or a heartbeat asks: not in the task's context
+            log.info(
+                "task %s (%s): %s; the handler has %g s to stop",
+                task.id,
+                task.type,
+                _REASONS[reason],
+                grace,
+            )
+            execution.force_timer = loop.call_later(grace, self._force, execution)
 
     def _force(self, execution: Execution) -> None:
         assert self._launcher is not None

@@ -124,6 +124,7 @@ TASK_COLUMNS: tuple[Column, ...] = (
     ("user_id", "INTEGER", False, None),  # 0002_api_keys
     ("resources", "TEXT", False, None),  # 0007_orchestration
     ("children", "TEXT", False, None),
+    ("traceparent", "TEXT", False, None),  # 0009_tracing
 )
 HISTORY_COLUMNS: tuple[Column, ...] = tuple(  # 0007_orchestration: archived is 1 there
     (name, kind, notnull, 1 if name == "archived" else default)

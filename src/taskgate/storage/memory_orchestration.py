@@ -258,7 +258,13 @@ def _cancel_tasks(db: MemoryConnector, p: Bound, fragments: tuple[str, ...]) -> 
     chosen = _batch(db, p, fragments, CANCEL_FRAGMENTS, GOING)
     changed = [cancel(db, old, now) for old in chosen]
     return [
-        {"id": r["id"], "state": r["state"], "resources": r["resources"], "children": r["children"]}
+        {
+            "id": r["id"],
+            "type": r["type"],
+            "state": r["state"],
+            "resources": r["resources"],
+            "children": r["children"],
+        }
         for r in changed
     ]
 

@@ -50,6 +50,7 @@ TASK_VALUES = (
     "params", "max_attempts", "timeout", "retry_on_worker_loss", "priority",
     "idempotency_key", "request_fingerprint", "request_id", "group_id", "parent_id",
     "schedule_id", "labels", "resources", "created_at", "scheduled_at", "due_at",
+    "traceparent",
 )  # fmt: skip
 """The parameters of ``insert_task``."""
 
@@ -363,6 +364,33 @@ def delete_worker(db: MemoryConnector, p: Bound) -> list[Row]:
 
 def list_workers(db: MemoryConnector, p: Bound) -> list[Row]:
     return [dict(r) for r in sorted(db.workers.values(), key=lambda r: r["started_at"])]
+
+
+def active_task_counts(db: MemoryConnector, p: Bound) -> list[Row]:
+    now = p["now"]
+    groups: dict[tuple[str, str], Row] = {}
+    for row in db.tasks.values():
+        state = row["state"]
+        if state not in GOING:
+            continue
+        key = (row["type"], state)
+        found = groups.get(key)
+        if found is None:
+            found = groups[key] = {
+                "type": key[0],
+                "state": state,
+                "tasks": 0,
+                "due": 0,
+                "due_reserved": 0,
+                "oldest_due": None,
+            }
+        found["tasks"] += 1
+        if state in WAITING and sql_le(row["due_at"], now):
+            found["due"] += 1
+            found["due_reserved"] += row["resources"] is not None
+            oldest = found["oldest_due"]
+            found["oldest_due"] = row["due_at"] if oldest is None else min(oldest, row["due_at"])
+    return list(groups.values())
 
 
 def take_leader(db: MemoryConnector, p: Bound) -> list[Row]:
@@ -787,6 +815,7 @@ QUERIES: dict[str, Statement] = {
         upsert_worker,
         delete_worker,
         list_workers,
+        active_task_counts,
         take_leader,
         renew_leader,
         drop_leader,
@@ -850,6 +879,7 @@ READS = frozenset(
         "get_log",
         "next_due_at",
         "list_workers",
+        "active_task_counts",
         "list_leaders",
         "get_key",
         "list_keys",

@@ -89,4 +89,5 @@ def task_from_row(row: Row) -> Task:
         archived=bool(row["archived"]),
         log_count=row["log_count"],
         version=row["version"],
+        traceparent=row["traceparent"],
     )

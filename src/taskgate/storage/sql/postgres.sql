@@ -9,14 +9,14 @@ INSERT INTO tasks (
     id, upid, type, object_id, tenant, user_name, user_id, node, state, params, attempt,
     max_attempts, timeout, retry_on_worker_loss, priority, idempotency_key,
     request_fingerprint, request_id, group_id, parent_id, schedule_id, labels, resources,
-    created_at, scheduled_at, updated_at, due_at
+    created_at, scheduled_at, updated_at, due_at, traceparent
 ) VALUES (
     %(id)s, %(upid)s, %(type)s, %(object_id)s, %(tenant)s, %(user_name)s, %(user_id)s,
     %(node)s, %(state)s, %(params)s, 0, %(max_attempts)s, %(timeout)s,
     %(retry_on_worker_loss)s::integer, %(priority)s, %(idempotency_key)s,
     %(request_fingerprint)s, %(request_id)s, %(group_id)s, %(parent_id)s, %(schedule_id)s,
     %(labels)s, %(resources)s,
-    %(created_at)s, %(scheduled_at)s, %(created_at)s, %(due_at)s
+    %(created_at)s, %(scheduled_at)s, %(created_at)s, %(due_at)s, %(traceparent)s
 )
 ON CONFLICT DO NOTHING
 RETURNING *
@@ -394,6 +394,21 @@ WHERE finished_at >= %(window_start)s AND finished_at < %(window_end)s
   AND state IN ('succeeded', 'failed', 'canceled', 'timed_out') AND /*where*/
 GROUP BY bucket, state
 
+-- name: active_task_counts
+-- The tasks not ended, per type and state (on tasks_state: ended ones are not read),
+-- with how many waiting ones are due (those that reserve resources apart) and when the
+-- longest due fell due: the gauges of /metrics.
+SELECT type, state, COUNT(*) AS tasks,
+    SUM(CASE WHEN state IN ('queued', 'scheduled') AND due_at <= %(now)s THEN 1 ELSE 0 END)
+        AS due,
+    SUM(CASE WHEN state IN ('queued', 'scheduled') AND due_at <= %(now)s
+        AND resources IS NOT NULL THEN 1 ELSE 0 END) AS due_reserved,
+    MIN(CASE WHEN state IN ('queued', 'scheduled') AND due_at <= %(now)s THEN due_at END)
+        AS oldest_due
+FROM tasks
+WHERE state IN ('queued', 'scheduled', 'suspended', 'running', 'canceling')
+GROUP BY type, state
+
 -- name: take_leader
 -- :holder takes the role :name unless another holder renewed it since :stale_before
 -- (SQLite: the row is the lease; PostgreSQL passes infinity: its lock decided).
@@ -470,7 +485,8 @@ RETURNING *
 
 -- name: cancel_tasks
 -- request_cancel for up to :limit tasks still going, in id order after :after_id, that
--- the chosen fragments select (a group, a parent's children); their ids and states.
+-- the chosen fragments select (a group, a parent's children); their ids, types and
+-- states.
 UPDATE tasks SET
     state = CASE WHEN state IN ('running', 'canceling') THEN 'canceling' ELSE 'canceled' END,
     finished_at = CASE WHEN state IN ('running', 'canceling') THEN NULL ELSE %(now)s END,
@@ -487,7 +503,7 @@ WHERE state IN ('queued', 'scheduled', 'suspended', 'running', 'canceling') AND 
     ORDER BY id
     LIMIT %(limit)s
 )
-RETURNING id, state, resources, children
+RETURNING id, type, state, resources, children
 
 -- name: cancel_tasks.tenant
 tenant = %(tenant)s
@@ -576,7 +592,7 @@ INSERT INTO tasks (
     id, upid, type, object_id, tenant, user_name, user_id, node, state, params, attempt,
     max_attempts, timeout, retry_on_worker_loss, priority, idempotency_key,
     request_fingerprint, request_id, group_id, parent_id, schedule_id, labels, resources,
-    created_at, scheduled_at, updated_at, due_at
+    created_at, scheduled_at, updated_at, due_at, traceparent
 )
 SELECT
     %(id)s, %(upid)s, %(type)s, %(object_id)s::text, %(tenant)s, %(user_name)s,
@@ -586,7 +602,7 @@ SELECT
     %(group_id)s::text, %(parent_id)s::text, %(schedule_id)s::text, %(labels)s::text,
     %(resources)s::text, %(created_at)s::double precision,
     %(scheduled_at)s::double precision, %(created_at)s::double precision,
-    %(due_at)s::double precision
+    %(due_at)s::double precision, %(traceparent)s::text
 WHERE EXISTS (
     SELECT 1 FROM tasks
     WHERE id = %(parent_id)s AND worker = %(parent_worker)s
@@ -859,7 +875,7 @@ INSERT INTO task_history (
     cancel_attempts, priority, idempotency_key, request_fingerprint, request_id, group_id,
     parent_id, schedule_id, labels, acknowledged_at, acknowledged_by, created_at,
     scheduled_at, started_at, updated_at, finished_at, lease_expires_at, due_at, archived,
-    log_count, version, user_id, resources, children
+    log_count, version, user_id, resources, children, traceparent
 )
 SELECT
     id, upid, type, object_id, tenant, user_name, node, worker, state, detailed_state,
@@ -868,7 +884,7 @@ SELECT
     cancel_attempts, priority, idempotency_key, request_fingerprint, request_id, group_id,
     parent_id, schedule_id, labels, acknowledged_at, acknowledged_by, created_at,
     scheduled_at, started_at, updated_at, finished_at, lease_expires_at, due_at, 1,
-    log_count, version + 1, user_id, resources, children
+    log_count, version + 1, user_id, resources, children, traceparent
 FROM tasks
 WHERE id IN (SELECT jsonb_array_elements_text(%(ids)s::jsonb))
   AND state IN ('succeeded', 'failed', 'canceled', 'timed_out')
@@ -1039,7 +1055,7 @@ INSERT INTO tasks (
     id, upid, type, object_id, tenant, user_name, user_id, node, state, params, attempt,
     max_attempts, timeout, retry_on_worker_loss, priority, idempotency_key,
     request_fingerprint, request_id, group_id, parent_id, schedule_id, labels, resources,
-    created_at, scheduled_at, updated_at, due_at, log_count, warnings
+    created_at, scheduled_at, updated_at, due_at, log_count, warnings, traceparent
 )
 SELECT
     %(id)s, %(upid)s, %(type)s, %(object_id)s::text, %(tenant)s, %(user_name)s,
@@ -1050,7 +1066,7 @@ SELECT
     %(resources)s::text, %(created_at)s::double precision,
     %(scheduled_at)s::double precision, %(created_at)s::double precision,
     %(due_at)s::double precision, %(log_count)s::integer,
-    %(warnings)s::integer
+    %(warnings)s::integer, %(traceparent)s::text
 WHERE EXISTS (SELECT 1 FROM schedules WHERE id = %(schedule_id)s AND last_task_id = %(id)s)
 RETURNING *
 

@@ -7,12 +7,12 @@ INSERT INTO tasks (
     id, upid, type, object_id, tenant, user_name, user_id, node, state, params, attempt,
     max_attempts, timeout, retry_on_worker_loss, priority, idempotency_key,
     request_fingerprint, request_id, group_id, parent_id, schedule_id, labels, resources,
-    created_at, scheduled_at, updated_at, due_at
+    created_at, scheduled_at, updated_at, due_at, traceparent
 ) VALUES (
     :id, :upid, :type, :object_id, :tenant, :user_name, :user_id, :node, :state, :params, 0,
     :max_attempts, :timeout, :retry_on_worker_loss, :priority, :idempotency_key,
     :request_fingerprint, :request_id, :group_id, :parent_id, :schedule_id, :labels,
-    :resources, :created_at, :scheduled_at, :created_at, :due_at
+    :resources, :created_at, :scheduled_at, :created_at, :due_at, :traceparent
 )
 ON CONFLICT DO NOTHING
 RETURNING *
@@ -383,6 +383,21 @@ WHERE finished_at >= :window_start AND finished_at < :window_end
   AND state IN ('succeeded', 'failed', 'canceled', 'timed_out') AND /*where*/
 GROUP BY bucket, state
 
+-- name: active_task_counts
+-- The tasks not ended, per type and state (on tasks_state: ended ones are not read),
+-- with how many waiting ones are due (those that reserve resources apart) and when the
+-- longest due fell due: the gauges of /metrics.
+SELECT type, state, COUNT(*) AS tasks,
+    SUM(CASE WHEN state IN ('queued', 'scheduled') AND due_at <= :now THEN 1 ELSE 0 END)
+        AS due,
+    SUM(CASE WHEN state IN ('queued', 'scheduled') AND due_at <= :now
+        AND resources IS NOT NULL THEN 1 ELSE 0 END) AS due_reserved,
+    MIN(CASE WHEN state IN ('queued', 'scheduled') AND due_at <= :now THEN due_at END)
+        AS oldest_due
+FROM tasks
+WHERE state IN ('queued', 'scheduled', 'suspended', 'running', 'canceling')
+GROUP BY type, state
+
 -- name: take_leader
 -- :holder takes the role :name unless another holder renewed it since :stale_before
 -- (SQLite: the row is the lease; PostgreSQL passes infinity: its lock decided).
@@ -459,7 +474,8 @@ RETURNING *
 
 -- name: cancel_tasks
 -- request_cancel for up to :limit tasks still going, in id order after :after_id, that
--- the chosen fragments select (a group, a parent's children); their ids and states.
+-- the chosen fragments select (a group, a parent's children); their ids, types and
+-- states.
 UPDATE tasks SET
     state = CASE WHEN state IN ('running', 'canceling') THEN 'canceling' ELSE 'canceled' END,
     finished_at = CASE WHEN state IN ('running', 'canceling') THEN NULL ELSE :now END,
@@ -475,7 +491,7 @@ WHERE id IN (
     ORDER BY id
     LIMIT :limit
 )
-RETURNING id, state, resources, children
+RETURNING id, type, state, resources, children
 
 -- name: cancel_tasks.tenant
 tenant = :tenant
@@ -564,13 +580,13 @@ INSERT INTO tasks (
     id, upid, type, object_id, tenant, user_name, user_id, node, state, params, attempt,
     max_attempts, timeout, retry_on_worker_loss, priority, idempotency_key,
     request_fingerprint, request_id, group_id, parent_id, schedule_id, labels, resources,
-    created_at, scheduled_at, updated_at, due_at
+    created_at, scheduled_at, updated_at, due_at, traceparent
 )
 SELECT
     :id, :upid, :type, :object_id, :tenant, :user_name, :user_id, :node, :state, :params, 0,
     :max_attempts, :timeout, :retry_on_worker_loss, :priority, :idempotency_key,
     :request_fingerprint, :request_id, :group_id, :parent_id, :schedule_id, :labels,
-    :resources, :created_at, :scheduled_at, :created_at, :due_at
+    :resources, :created_at, :scheduled_at, :created_at, :due_at, :traceparent
 WHERE EXISTS (
     SELECT 1 FROM tasks
     WHERE id = :parent_id AND worker = :parent_worker AND attempt = :parent_attempt
@@ -838,7 +854,7 @@ INSERT INTO task_history (
     cancel_attempts, priority, idempotency_key, request_fingerprint, request_id, group_id,
     parent_id, schedule_id, labels, acknowledged_at, acknowledged_by, created_at,
     scheduled_at, started_at, updated_at, finished_at, lease_expires_at, due_at, archived,
-    log_count, version, user_id, resources, children
+    log_count, version, user_id, resources, children, traceparent
 )
 SELECT
     id, upid, type, object_id, tenant, user_name, node, worker, state, detailed_state,
@@ -847,7 +863,7 @@ SELECT
     cancel_attempts, priority, idempotency_key, request_fingerprint, request_id, group_id,
     parent_id, schedule_id, labels, acknowledged_at, acknowledged_by, created_at,
     scheduled_at, started_at, updated_at, finished_at, lease_expires_at, due_at, 1,
-    log_count, version + 1, user_id, resources, children
+    log_count, version + 1, user_id, resources, children, traceparent
 FROM tasks
 WHERE id IN (SELECT value FROM json_each(:ids))
   AND state IN ('succeeded', 'failed', 'canceled', 'timed_out')
@@ -1016,13 +1032,14 @@ INSERT INTO tasks (
     id, upid, type, object_id, tenant, user_name, user_id, node, state, params, attempt,
     max_attempts, timeout, retry_on_worker_loss, priority, idempotency_key,
     request_fingerprint, request_id, group_id, parent_id, schedule_id, labels, resources,
-    created_at, scheduled_at, updated_at, due_at, log_count, warnings
+    created_at, scheduled_at, updated_at, due_at, log_count, warnings, traceparent
 )
 SELECT
     :id, :upid, :type, :object_id, :tenant, :user_name, :user_id, :node, :state, :params, 0,
     :max_attempts, :timeout, :retry_on_worker_loss, :priority, :idempotency_key,
     :request_fingerprint, :request_id, :group_id, :parent_id, :schedule_id, :labels,
-    :resources, :created_at, :scheduled_at, :created_at, :due_at, :log_count, :warnings
+    :resources, :created_at, :scheduled_at, :created_at, :due_at, :log_count, :warnings,
+    :traceparent
 WHERE EXISTS (SELECT 1 FROM schedules WHERE id = :schedule_id AND last_task_id = :id)
 RETURNING *
 
