@@ -17,7 +17,18 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import history, latency, postgres, purge, reads, schedules, throughput, ui, waiters
+from bench import (
+    history,
+    latency,
+    metrics,
+    postgres,
+    purge,
+    reads,
+    schedules,
+    throughput,
+    ui,
+    waiters,
+)
 from bench.common import machine
 
 Target = tuple[str, str, Callable[[dict[str, float]], float], str, float]
@@ -87,6 +98,10 @@ TARGETS: dict[str, list[tuple[str, Callable[[dict[str, float]], float], str, flo
         ("GET /v1/stats (1 h), max (ms)", lambda r: r["stats_max_ms"], "<=", 300),
         ("GET /v1/stats (7 days), max (ms)", lambda r: r["stats_7d_max_ms"], "<=", 300),
     ],
+    "metrics": [
+        ("GET /metrics, 10k active tasks, p50 (ms)", lambda r: r["p50_ms"], "<=", 50),
+        ("GET /metrics, 10k active tasks, p99 (ms)", lambda r: r["p99_ms"], "<=", 50),
+    ],
     "sched": [
         ("10k schedules: scheduler CPU (% of a core)", lambda r: r["cpu_percent"], "<=", 5),
         ("10k schedules: runs submitted per second", lambda r: r["runs_per_s"], "info", 0),
@@ -105,6 +120,7 @@ WORKLOADS: dict[str, Callable[[Path], dict[str, float]]] = {
     "sched": schedules.run,
     "purge": purge.run,
     "ui": ui.run,
+    "metrics": metrics.run,
 }
 
 
