@@ -14,12 +14,13 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from taskgate import App, Context
 from taskgate.auth import KeyService
 from taskgate.http import create_app
-from taskgate.metrics import exposition
+from taskgate.metrics import Requests, exposition
 from taskgate.model import State
 from taskgate.runtime import Worker
 from taskgate.service import TaskService
@@ -243,3 +244,26 @@ async def test_metrics_need_an_admin_key_unless_public(
     declared = document["paths"]["/metrics"]["get"]["responses"]
     assert "text/plain" in declared["200"]["content"]
     assert ("401" in declared) is not public
+
+
+def test_request_latencies_fall_in_cumulative_buckets() -> None:
+    requests = Requests(buckets=(0.01, 0.1))
+    for seconds in (0.005, 0.01, 0.05, 3.0):
+        requests.record("GET", "/healthz", 200, seconds)
+    text = generate_latest(_Only(requests)).decode()
+    labels = {"method": "GET", "route": "/healthz", "status": "200"}
+    name = "taskgate_http_request_duration_seconds"
+    assert value(text, f"{name}_bucket", le="0.01", **labels) == 2  # le: at most
+    assert value(text, f"{name}_bucket", le="0.1", **labels) == 3
+    assert value(text, f"{name}_bucket", le="+Inf", **labels) == 4
+    assert value(text, f"{name}_count", **labels) == 4
+    assert value(text, f"{name}_sum", **labels) == pytest.approx(3.065)
+    assert value(text, "taskgate_http_requests_total", **labels) == 4
+
+
+class _Only:
+    def __init__(self, requests: Requests) -> None:
+        self.requests = requests
+
+    def collect(self) -> Any:
+        return self.requests.collect()
