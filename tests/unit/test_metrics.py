@@ -216,6 +216,21 @@ async def test_http_requests_are_counted_by_route_template(
     assert task.id not in after and "BREW" not in after
 
 
+async def test_a_dialect_request_is_counted_under_the_dialect_name(
+    service: TaskService,
+) -> None:
+    task = await service.submit("m_noop")
+    api = create_app(service, settings(dialects=("cloudcoin",)))
+    transport = httpx.ASGITransport(app=api)
+    async with httpx.AsyncClient(transport=transport, base_url=BASE) as c:
+        before = (await c.get("/metrics")).text
+        assert (await c.get(f"/api/v1/tasks/{task.id}")).status_code == 200
+        after = (await c.get("/metrics")).text
+    name = "taskgate_http_requests_total"
+    labels = {"method": "GET", "route": "dialect:cloudcoin", "status": "200"}
+    assert value(after, name, **labels) - value(before, name, **labels) == 1
+
+
 @pytest.fixture
 def keys(service: TaskService) -> Iterator[KeyService]:
     key_service = KeyService(service.connector, hash_cost=2**4)

@@ -225,7 +225,11 @@ class Application:
                 status = message["status"]
             await send(message)
 
-        await dialect(scope, receive, sent)
+        token = REQUEST_ID.set(None)  # the dialect sets it once it has the request's id
+        try:
+            await dialect(scope, receive, sent)
+        finally:
+            REQUEST_ID.reset(token)
         if status:
             method = _METHOD_LABELS.get(scope["method"], "other")
             self.metrics.http_answered(

@@ -23,6 +23,7 @@ from taskgate.errors import InvalidParameters, NotFound
 from taskgate.http.asgi import Receive, Scope, Send
 from taskgate.http.auth import Principal
 from taskgate.http.request import Request
+from taskgate.logcontext import REQUEST_ID
 
 if TYPE_CHECKING:
     from taskgate.auth.service import KeyService
@@ -86,6 +87,7 @@ def open_request(application: Application, scope: Scope, receive: Receive) -> Re
         request.request_id = f"{random.getrandbits(64):016x}"
     else:
         request.request_id = raw_id.decode("ascii")
+    REQUEST_ID.set(request.request_id)  # for the log; `Application` restores it after
     return request
 
 
