@@ -75,17 +75,19 @@ def artefacts() -> Path:
     return folder
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
+    """The driver, for one module at a time: while it runs, its event loop is the
+    thread's, so no asyncio test may run beside it."""
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(
     playwright: Playwright, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[BrowserContext]:
-    """One Chromium for the session, on a user-data directory of its own."""
+    """One Chromium for the module, on a user-data directory of its own."""
     context = playwright.chromium.launch_persistent_context(
         str(tmp_path_factory.mktemp("chromium-profile")),
         executable_path=chromium(),
