@@ -52,7 +52,7 @@
       h("td", {}, when(s.next_run)),
       h("td", {}, s.last_task_id ? link("/tasks/" + s.last_task_id, when(s.last_run_at)) : "–"),
       h("td", {}, link("/tasks?schedule_id=" + encodeURIComponent(s.id), String(s.total_run_count))),
-      canWrite ? h("td", { class: "actions" },
+      canWrite ? h("td", { class: "row-actions" },
         s.enabled ? act("Pause", "pause") : act("Resume", "resume"),
         act("Run now", "run")) : null);
   }
