@@ -304,10 +304,7 @@ def _start(request: Request) -> int:
         if not (raw.isascii() and raw.isdigit()) or int(raw) > MAX_LINE:
             raise sse.bad_last_event_id(f"{raw!r} is not a line number")
         return int(raw)
-    raw_start = request.query_one("start")
-    if raw_start is None:
-        return 0
-    return inputs.param("start", lambda r: inputs.to_int(r, 0, MAX_LINE), raw_start)
+    return inputs.int_param("start", request.query_one("start"), 0, 0, MAX_LINE)
 
 
 async def follow_log(request: Request) -> Response:

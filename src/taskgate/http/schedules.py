@@ -178,14 +178,9 @@ async def list_schedules(request: Request) -> Response:
     service = _schedules(request)
     tenant = request.principal.scope
     enabled = request.query_one("enabled")
-    limit = request.query_one("limit")
     after_id = request.query_one("after")
     after = None if after_id is None else await _find(request, after_id)
-    page_size = (
-        DEFAULT_PAGE
-        if limit is None
-        else inputs.param("limit", lambda raw: inputs.to_int(raw, 1, MAX_PAGE), limit)
-    )
+    page_size = inputs.int_param("limit", request.query_one("limit"), DEFAULT_PAGE, 1, MAX_PAGE)
     items = await service.list(
         tenant=tenant,
         enabled=None if enabled is None else inputs.param("enabled", inputs.to_bool, enabled),

@@ -294,7 +294,6 @@ async def list_tasks(request: Request) -> Response:
             raise inputs.invalid("q", f"at most {MAX_SEARCH} characters")
     since = request.query_one("since")
     until = request.query_one("until")
-    limit = request.query_one("limit")
     acknowledged = request.query_one("acknowledged")
     parent = request.query_one("parent_id")
     archived = request.query_one("archived")
@@ -321,9 +320,7 @@ async def list_tasks(request: Request) -> Response:
     page = await request.service.list(
         filter,
         cursor=request.query_one("cursor"),
-        limit=DEFAULT_PAGE
-        if limit is None
-        else inputs.param("limit", lambda raw: inputs.to_int(raw, 1, MAX_PAGE), limit),
+        limit=inputs.int_param("limit", request.query_one("limit"), DEFAULT_PAGE, 1, MAX_PAGE),
     )
     headers: Headers = []
     if page.next_cursor is not None:

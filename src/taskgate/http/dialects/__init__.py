@@ -16,18 +16,19 @@ from __future__ import annotations
 import importlib
 import random
 import re
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from taskgate.errors import InvalidParameters, NotFound
 from taskgate.http.asgi import Receive, Scope, Send
 from taskgate.http.auth import Principal
-from taskgate.http.request import Request
+from taskgate.http.request import ClientDisconnected, Request
 from taskgate.logcontext import REQUEST_ID
 
 if TYPE_CHECKING:
     from taskgate.auth.service import KeyService
     from taskgate.http.application import Application
+    from taskgate.http.responses import Response
     from taskgate.model import Task
     from taskgate.service import TaskService
 
@@ -93,6 +94,23 @@ def open_request(application: Application, scope: Scope, receive: Receive) -> Re
 
 def request_id_header(request: Request) -> tuple[bytes, bytes]:
     return (X_REQUEST_ID, request.request_id.encode())
+
+
+async def respond(
+    request: Request,
+    send: Send,
+    answer: Awaitable[Response],
+    error: Callable[[Exception], Response],
+) -> None:
+    """Send the response ``answer`` gives, or ``error``'s for what it raised (in the
+    dialect's own error shape), with the request id; nothing if the client left first."""
+    try:
+        response = await answer
+    except ClientDisconnected:
+        return
+    except Exception as exc:
+        response = error(exc)
+    await response.send(send, request_id_header(request))
 
 
 async def key_principal(keys: KeyService, token: str) -> Principal:

@@ -49,10 +49,10 @@ from taskgate.http.dialects import (
     field_errors,
     key_principal,
     open_request,
-    request_id_header,
+    respond,
 )
 from taskgate.http.problems import HTTPProblem
-from taskgate.http.request import ClientDisconnected, Request
+from taskgate.http.request import Request
 from taskgate.http.responses import CT_JSON, Response
 from taskgate.ids import parse_task_id
 from taskgate.model import State, Task
@@ -191,14 +191,8 @@ class CloudCoinDialect:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = open_request(self.application, scope, receive)
-        path = request.path
-        try:
-            response = await self._answer(request, scope["method"], path)
-        except ClientDisconnected:
-            return
-        except Exception as exc:
-            response = error_response(exc, request.request_id)
-        await response.send(send, request_id_header(request))
+        answer = self._answer(request, scope["method"], request.path)
+        await respond(request, send, answer, lambda exc: error_response(exc, request.request_id))
 
     async def _answer(self, request: Request, method: str, path: str) -> Response:
         for base in (self.tasks, self.alias + "/"):

@@ -65,11 +65,11 @@ from taskgate.http.dialects import (
     field_errors,
     key_principal,
     open_request,
-    request_id_header,
+    respond,
 )
 from taskgate.http.dialects import pulp_tasks as shapes
 from taskgate.http.problems import HTTPProblem
-from taskgate.http.request import ClientDisconnected, Request
+from taskgate.http.request import Request
 from taskgate.http.responses import CT_JSON, Response
 from taskgate.model import State, Task, TaskFilter
 from taskgate.schedules import ScheduleService
@@ -219,15 +219,9 @@ class PulpDialect:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = open_request(self.application, scope, receive)
-        path = request.path
-        version = 2 if path.startswith(self.v2_base) else 1
-        try:
-            response = await self._answer(request, scope["method"], path)
-        except ClientDisconnected:
-            return
-        except Exception as exc:
-            response = error_response(exc, request, version)
-        await response.send(send, request_id_header(request))
+        version = 2 if request.path.startswith(self.v2_base) else 1
+        answer = self._answer(request, scope["method"], request.path)
+        await respond(request, send, answer, lambda exc: error_response(exc, request, version))
 
     async def _answer(self, request: Request, method: str, path: str) -> Response:
         for version, pattern, methods in self.routes:
